@@ -1,0 +1,1 @@
+"""Management: config-as-code (`llmops apply`) and, later, the management API."""

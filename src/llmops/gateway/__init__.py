@@ -1,0 +1,1 @@
+"""The gateway: OpenAI-compatible endpoints that authenticate, route, forward and log."""

@@ -1,0 +1,1 @@
+"""Observability: the request record, usage extraction, cost and the batch writer."""

@@ -1,0 +1,116 @@
+"""One Settings object, built once at start-up and passed down.
+
+Layers, later wins: defaults → ``LLMOPS_*`` environment variables (and ``DATABASE_URL``) → CLI flags.
+Nothing reads ``os.environ`` after start-up; provider keys named by ``api_key_env`` are read once
+when the routing snapshot is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "Address the server listens on.")
+    port: int = _opt(3000, "Port the server listens on.")
+    data_dir: Path = _opt(Path(".llmops"), "Directory for the SQLite file, secret key and spill files.")
+    database_url: str = _opt(
+        "", "SQLAlchemy-style URL; postgresql://… selects PostgreSQL. Empty: SQLite in data_dir."
+    )
+    secret_key: str = _opt(
+        "", "Fernet key encrypting provider API keys at rest. Empty: generated into data_dir."
+    )
+    max_body_bytes: int = _opt(4 * 1024 * 1024, "Largest request body accepted (413 above it).")
+    upstream_connect_timeout: float = _opt(10.0, "Seconds to connect to a provider (504 after).")
+    upstream_timeout: float = _opt(
+        600.0, "Seconds to wait for a provider's response headers, or between stream chunks."
+    )
+    upstream_pool_size: int = _opt(512, "Most open connections to providers per worker.")
+    snapshot_ttl: float = _opt(
+        2.0, "Seconds between checks for routing changes made by other processes."
+    )
+    flush_interval_ms: int = _opt(2000, "Longest time a request log row waits in memory.")
+    max_batch_size: int = _opt(100, "Rows written per flush at most.")
+    max_queue_size: int = _opt(100_000, "Rows held in memory before spilling to disk.")
+    log_level: str = _opt("info", "Server log level.")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "llmops.db"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql"))
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from defaults, then ``env`` (default ``os.environ``), then ``overrides``.
+
+        ``overrides`` whose value is None are ignored, so CLI flags can be passed straight through.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"LLMOPS_{f.name.upper()}")
+            if raw is None and f.name == "database_url":
+                raw = env.get("DATABASE_URL")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _coerce(_field(name), value) if isinstance(value, str) else value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1–65535, got {self.port}")
+        for name in ("max_body_bytes", "upstream_pool_size", "max_batch_size", "max_queue_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.database_url and not (
+            self.is_postgres or self.database_url.startswith("sqlite")
+        ):
+            raise ValueError("database_url must start with postgresql:// or sqlite://")
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    for f in dataclasses.fields(Settings):
+        if f.name == name:
+            return f
+    raise TypeError(f"unknown setting {name!r}")
+
+
+def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            return raw.lower() in ("1", "true", "yes", "on")
+        if kind in (int, float):
+            return kind(raw)
+        if kind is str:
+            return raw
+        return Path(raw)
+    except ValueError:
+        raise ValueError(f"LLMOPS_{f.name.upper()}: expected {kind.__name__}, got {raw!r}") from None
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting — used by docs and `--help`."""
+    return [
+        (f"LLMOPS_{f.name.upper()}", str(f.default), f.metadata["help"])
+        for f in dataclasses.fields(Settings)
+    ]

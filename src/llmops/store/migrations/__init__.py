@@ -1,0 +1,19 @@
+"""The one migration sequence, applied in order and recorded in ``llmops_migrations``.
+
+Each migration is a module ``mNNNN_name`` with ``upgrade(conn)`` taking a SQLAlchemy Connection.
+Write per-dialect SQL only where the dialects differ (``conn.dialect.name``). Once a later migration
+alters a table that an earlier one created from ``schema.py``, freeze the earlier one's table
+definitions first: ``tests/test_migrations.py`` compares a migrated database with ``schema.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from llmops.store.migrations import m0001_initial
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_initial", m0001_initial.upgrade),
+]

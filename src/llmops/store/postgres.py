@@ -1,0 +1,60 @@
+"""PostgreSQL through asyncpg: SQLAlchemy's async engine for queries, COPY for bulk inserts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+T = TypeVar("T")
+
+
+def async_url(url: str) -> str:
+    """``postgresql://…`` → ``postgresql+asyncpg://…`` (other drivers named in the URL are replaced)."""
+    scheme, _, rest = url.partition("://")
+    return f"postgresql+asyncpg://{rest}"
+
+
+def _to_postgres(value: Any) -> Any:
+    """Python value → what asyncpg's COPY expects; NUL bytes are stripped (PostgreSQL rejects them
+    in text, and one such row must not fail a whole batch)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode().replace("\\u0000", "")
+    return value
+
+
+class PostgresStore:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 5):
+        self.url = url
+        self.engine = create_async_engine(
+            async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        async with self.engine.begin() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            records = [tuple(map(_to_postgres, r)) for r in rows]
+            await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,96 @@
+"""SQLite: a file next to the process, WAL mode, one writer thread.
+
+All statements run on one dedicated thread that owns the connection, as Datasette's write thread
+does: SQLite allows one writer at a time, and a single owner turns contention inside this process into
+a queue instead of "database is locked" errors. ``busy_timeout`` covers other processes (``llmops
+apply`` while the server runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import Connection, event
+from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _to_sqlite(value: Any) -> Any:
+    """Python value → what SQLAlchemy's SQLite types store (so Core queries read it back)."""
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(" ", "microseconds")
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+class SQLiteStore:
+    dialect = "sqlite"
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.engine = sa.create_engine(f"sqlite:///{path}", poolclass=NullPool)
+        event.listen(self.engine, "connect", _on_connect)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-sqlite")
+        self._conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a transaction on the calling thread (for the CLI and the writer thread)."""
+        conn = self._connection()
+        with conn.begin():
+            return fn(conn)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, fn)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        sql = f'INSERT INTO {table} ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+
+        def write(conn: Connection) -> None:
+            conn.exec_driver_sql(sql, [tuple(map(_to_sqlite, r)) for r in rows])
+
+        await self.run(write)
+
+    async def ping(self) -> None:
+        await self.run(lambda conn: conn.execute(sa.text("SELECT 1")))
+
+    async def close(self) -> None:
+        def shutdown() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shutdown)
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
