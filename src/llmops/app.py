@@ -1,0 +1,133 @@
+"""``create_app(settings)`` builds the ASGI app: the only place that wires the parts together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from llmops.gateway.proxy import new_session
+from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEndpoint
+from llmops.gateway.snapshot import SnapshotHolder
+from llmops.gateway.state import GatewayState
+from llmops.keys import Keyring
+from llmops.observability.writer import BatchWriter
+from llmops.settings import Settings
+from llmops.store import Store, open_store
+from llmops.store.migrate import migrate, pending
+
+log = logging.getLogger("llmops")
+
+GATEWAY_PREFIX = "/llmops/api/genai/v1"
+
+
+class PendingMigrations(RuntimeError):
+    pass
+
+
+@dataclass
+class Services:
+    """Everything the app owns; tests reach it as ``app.state.services``."""
+
+    settings: Settings
+    store: Store
+    keyring: Keyring
+    gateway: GatewayState
+
+
+def create_app(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """Build the app. ``environ`` (default ``os.environ``, read now) supplies provider keys named by
+    ``api_key_env``; ``extra_routes`` lets ``llmops demo`` mount its fake provider."""
+    store = open_store(settings)
+    keyring = Keyring.load(settings.secret_key, settings.data_dir)
+    snapshots = SnapshotHolder(
+        store, keyring, dict(os.environ if environ is None else environ), settings.snapshot_ttl
+    )
+    writer = BatchWriter(
+        store,
+        flush_interval_ms=settings.flush_interval_ms,
+        max_batch_size=settings.max_batch_size,
+        max_queue_size=settings.max_queue_size,
+    )
+    gateway = GatewayState(settings=settings, snapshots=snapshots, writer=writer)
+    services = Services(settings=settings, store=store, keyring=keyring, gateway=gateway)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if store.dialect == "sqlite":
+            await store.run(migrate)
+        else:
+            missing = await store.run(pending)
+            if missing:
+                raise PendingMigrations(
+                    f"the database needs migrations {', '.join(missing)}: run `llmops migrate`"
+                )
+        await snapshots.reload()
+        snapshots.start()
+        writer.start()
+        gateway.session = new_session(
+            settings.upstream_pool_size,
+            settings.upstream_connect_timeout,
+            settings.upstream_timeout,
+        )
+        try:
+            yield
+        finally:
+            await gateway.session.close()
+            await writer.stop()
+            await snapshots.stop()
+            await store.close()
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except Exception as e:
+            return JSONResponse({"ready": False, "database": type(e).__name__}, status_code=503)
+        return JSONResponse({"ready": True, "routing_version": snapshots.current.version})
+
+    async def metrics(request: Request) -> Response:
+        st = writer.stats
+        lines = [
+            f"llmops_log_queue_depth {writer.depth}",
+            f"llmops_log_rows_queued_total {st.queued}",
+            f"llmops_log_rows_written_total {st.written}",
+            f"llmops_log_flush_retries_total {st.retried}",
+            f"llmops_log_rows_dropped_total {st.dropped}",
+            f"llmops_routing_version {snapshots.current.version}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    gateway_routes: list[BaseRoute] = [
+        Route("/chat/completions", CompletionEndpoint(gateway, "chat.completions")),
+        Route("/completions", CompletionEndpoint(gateway, "completions")),
+        Route("/embeddings", CompletionEndpoint(gateway, "embeddings")),
+        Route("/responses", CompletionEndpoint(gateway, "responses")),
+        Route("/models", ModelsEndpoint(gateway)),
+        Route("/{rest:path}", NotFoundEndpoint()),
+    ]
+    routes: list[BaseRoute] = [
+        Mount(GATEWAY_PREFIX, routes=gateway_routes),
+        Mount("/v1", routes=gateway_routes),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    return app

@@ -1,0 +1,216 @@
+"""The ``llmops`` command: serve, migrate, apply, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from sqlalchemy import Connection
+
+from llmops.admin.apply import ApplyResult, apply_document, create_secret
+from llmops.admin.document import DocumentError, parse_document
+from llmops.keys import Keyring
+from llmops.settings import Settings, describe
+from llmops.store import SQLiteStore, open_store
+from llmops.store.migrate import migrate
+
+T = TypeVar("T")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        database_url=getattr(args, "database_url", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+
+
+def run_in_store(settings: Settings, fn: Callable[[Connection], T]) -> T:
+    """Run ``fn`` in one transaction on the configured database, migrating SQLite first."""
+
+    async def go() -> T:
+        store = open_store(settings)
+        try:
+            if isinstance(store, SQLiteStore):
+                await store.run(migrate)
+            return await store.run(fn)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    applied = run_in_store(_settings(args), migrate)
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def apply_file(settings: Settings, path: Path) -> ApplyResult:
+    doc = parse_document(yaml.safe_load(path.read_text()))
+    keyring = Keyring.load(settings.secret_key, settings.data_dir)
+    return run_in_store(settings, lambda conn: apply_document(conn, doc, keyring))
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        result = apply_file(settings, Path(args.file))
+    except (DocumentError, yaml.YAMLError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for change in result.changes:
+        print(change)
+    if not result.changes:
+        print("no changes")
+    for env, token in result.secrets.items():
+        print(f"secret for environment {env} (shown once, store it now): {token}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from llmops.app import create_app
+
+    settings = _settings(args)
+    if args.migrate:
+        run_in_store(settings, migrate)
+    uvicorn.run(create_app(settings), **_uvicorn_options(settings))
+    return 0
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+    }
+
+
+DEMO_CONFIG = "demo-chat"
+
+
+def demo_document(port: int) -> dict[str, Any]:
+    return {
+        "environments": [{"slug": "demo", "name": "Demo"}],
+        "providers": [
+            {
+                "slug": "fake",
+                "name": "Built-in fake provider",
+                "type": "openai-compatible",
+                "base_url": f"http://127.0.0.1:{port}/_fake/v1",
+            }
+        ],
+        "configs": [
+            {
+                "slug": DEMO_CONFIG,
+                "name": "Demo chat",
+                "variants": [
+                    {"name": "default", "provider": "fake", "model": "gpt-4o-mini",
+                     "parameters": {"temperature": 0.2}}
+                ],
+                "targeting": {"demo": {"variant": "default"}},
+            }
+        ],
+    }
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import sqlalchemy as sa
+    import uvicorn
+    from starlette.routing import Mount
+
+    from llmops.app import GATEWAY_PREFIX, create_app
+    from llmops.store import schema
+    from llmops.testing import FakeProvider
+
+    settings = _settings(args)
+    doc = parse_document(demo_document(settings.port))
+    keyring = Keyring.load(settings.secret_key, settings.data_dir)
+
+    def seed(conn: Connection) -> str:
+        result = apply_document(conn, doc, keyring)
+        if "demo" in result.secrets:
+            return result.secrets["demo"]
+        env_id = conn.execute(
+            sa.select(schema.environments.c.id).where(schema.environments.c.slug == "demo")
+        ).scalar_one()
+        return create_secret(conn, env_id, dt.datetime.now(dt.UTC))
+
+    secret = run_in_store(settings, seed)
+    base = f"http://{settings.host}:{settings.port}{GATEWAY_PREFIX}"
+    print(
+        f"""LLMOps demo: environment 'demo', config '{DEMO_CONFIG}', fake provider built in.
+Data: {settings.data_dir.resolve()}
+
+from openai import OpenAI
+client = OpenAI(base_url="{base}", api_key="{secret}", default_headers={{"x-llmops-config": "{DEMO_CONFIG}"}})
+print(client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hi"}}], metadata={{"tenantSlug": "acme-corp", "userId": "user_123"}}).choices[0].message.content)
+""",
+        flush=True,
+    )
+    app = create_app(settings, extra_routes=[Mount("/_fake", app=FakeProvider())])
+    uvicorn.run(app, **_uvicorn_options(settings))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    settings_help = "\n".join(f"  {name} (default {default}): {text}" for name, default, text in describe())
+    parser = argparse.ArgumentParser(
+        prog="llmops",
+        description="OpenAI-compatible LLM gateway with exact cost and usage observability.",
+        epilog="settings (environment variables; DATABASE_URL also works):\n" + settings_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, server: bool) -> None:
+        p.add_argument("--data-dir", help="state directory (LLMOPS_DATA_DIR, default ./.llmops)")
+        p.add_argument("--database-url", help="postgresql://… or sqlite:///path (DATABASE_URL)")
+        if server:
+            p.add_argument("--host", help="listen address (LLMOPS_HOST, default 127.0.0.1)")
+            p.add_argument("--port", type=int, help="listen port (LLMOPS_PORT, default 3000)")
+
+    p = sub.add_parser("serve", help="serve the gateway")
+    common(p, server=True)
+    p.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("migrate", help="apply pending database migrations")
+    common(p, server=False)
+    p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("apply", help="create or update environments, providers and configs from YAML")
+    common(p, server=False)
+    p.add_argument("file", help="YAML file (see examples/llmops.yaml)")
+    p.set_defaults(fn=cmd_apply)
+    p = sub.add_parser("demo", help="serve a demo environment routed to a built-in fake provider")
+    common(p, server=True)
+    p.set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except ValueError as e:  # invalid settings
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
