@@ -118,13 +118,35 @@ def demo_document(port: int) -> dict[str, Any]:
                 "slug": DEMO_CONFIG,
                 "name": "Demo chat",
                 "variants": [
-                    {"name": "default", "provider": "fake", "model": "gpt-4o-mini",
-                     "parameters": {"temperature": 0.2}}
+                    {
+                        "name": "default",
+                        "provider": "fake",
+                        "model": "gpt-4o-mini",
+                        "parameters": {"temperature": 0.2},
+                    }
                 ],
                 "targeting": {"demo": {"variant": "default"}},
             }
         ],
     }
+
+
+DEMO_TEXT = """LLMOps demo: environment 'demo', config '{config}', fake provider built in.
+Data: {data}
+
+from openai import OpenAI
+client = OpenAI(
+    base_url="{base}",
+    api_key="{secret}",
+    default_headers={{"x-llmops-config": "{config}"}},
+)
+reply = client.chat.completions.create(
+    model="gpt-4o-mini",
+    messages=[{{"role": "user", "content": "Hi"}}],
+    metadata={{"tenantSlug": "acme-corp", "userId": "user_123"}},
+)
+print(reply.choices[0].message.content)
+"""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -154,22 +176,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     secret = run_in_store(settings, seed)
     base = f"http://{settings.host}:{settings.port}{GATEWAY_PREFIX}"
     print(
-        f"""LLMOps demo: environment 'demo', config '{DEMO_CONFIG}', fake provider built in.
-Data: {settings.data_dir.resolve()}
-
-from openai import OpenAI
-client = OpenAI(base_url="{base}", api_key="{secret}", default_headers={{"x-llmops-config": "{DEMO_CONFIG}"}})
-print(client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hi"}}], metadata={{"tenantSlug": "acme-corp", "userId": "user_123"}}).choices[0].message.content)
-""",
+        DEMO_TEXT.format(
+            config=DEMO_CONFIG, data=settings.data_dir.resolve(), base=base, secret=secret
+        ),
         flush=True,
     )
-    app = create_app(settings, extra_routes=[Mount("/_fake", app=FakeProvider())])
+    fake: Any = FakeProvider()
+    app = create_app(settings, extra_routes=[Mount("/_fake", app=fake)])
     uvicorn.run(app, **_uvicorn_options(settings))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    settings_help = "\n".join(f"  {name} (default {default}): {text}" for name, default, text in describe())
+    settings_help = "\n".join(
+        f"  {name} (default {default}): {text}" for name, default, text in describe()
+    )
     parser = argparse.ArgumentParser(
         prog="llmops",
         description="OpenAI-compatible LLM gateway with exact cost and usage observability.",
@@ -192,7 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply pending database migrations")
     common(p, server=False)
     p.set_defaults(fn=cmd_migrate)
-    p = sub.add_parser("apply", help="create or update environments, providers and configs from YAML")
+    p = sub.add_parser(
+        "apply", help="create or update environments, providers and configs from YAML"
+    )
     common(p, server=False)
     p.add_argument("file", help="YAML file (see examples/llmops.yaml)")
     p.set_defaults(fn=cmd_apply)

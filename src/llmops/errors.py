@@ -79,6 +79,10 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
-def envelope(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> bytes:
+def envelope(
+    message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> bytes:
     """Serialise an OpenAI error envelope."""
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    )

@@ -1,6 +1,7 @@
 """One Settings object, built once at start-up and passed down.
 
-Layers, later wins: defaults → ``LLMOPS_*`` environment variables (and ``DATABASE_URL``) → CLI flags.
+Layers, later wins: defaults → ``LLMOPS_*`` environment variables (and ``DATABASE_URL``) →
+CLI flags.
 Nothing reads ``os.environ`` after start-up; provider keys named by ``api_key_env`` are read once
 when the routing snapshot is built.
 """
@@ -23,7 +24,9 @@ def _opt(default: Any, help: str) -> Any:
 class Settings:
     host: str = _opt("127.0.0.1", "Address the server listens on.")
     port: int = _opt(3000, "Port the server listens on.")
-    data_dir: Path = _opt(Path(".llmops"), "Directory for the SQLite file, secret key and spill files.")
+    data_dir: Path = _opt(
+        Path(".llmops"), "Directory for the SQLite file, secret key and spill files."
+    )
     database_url: str = _opt(
         "", "SQLAlchemy-style URL; postgresql://… selects PostgreSQL. Empty: SQLite in data_dir."
     )
@@ -53,9 +56,7 @@ class Settings:
         return self.database_url.startswith(("postgres://", "postgresql"))
 
     @classmethod
-    def load(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, then ``env`` (default ``os.environ``), then ``overrides``.
 
         ``overrides`` whose value is None are ignored, so CLI flags can be passed straight through.
@@ -81,9 +82,7 @@ class Settings:
         for name in ("max_body_bytes", "upstream_pool_size", "max_batch_size", "max_queue_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        if self.database_url and not (
-            self.is_postgres or self.database_url.startswith("sqlite")
-        ):
+        if self.database_url and not (self.is_postgres or self.database_url.startswith("sqlite")):
             raise ValueError("database_url must start with postgresql:// or sqlite://")
 
 
@@ -95,7 +94,7 @@ def _field(name: str) -> dataclasses.Field[Any]:
 
 
 def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = type(f.default)
+    kind: type[Any] = type(f.default)
     try:
         if kind is bool:
             return raw.lower() in ("1", "true", "yes", "on")
@@ -105,7 +104,9 @@ def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
             return raw
         return Path(raw)
     except ValueError:
-        raise ValueError(f"LLMOPS_{f.name.upper()}: expected {kind.__name__}, got {raw!r}") from None
+        raise ValueError(
+            f"LLMOPS_{f.name.upper()}: expected {kind.__name__}, got {raw!r}"
+        ) from None
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -116,8 +116,24 @@ class FakeProvider:
             return
         body = body if isinstance(body, dict) else {}
         if kind == "models":
-            await _respond(send, 200, orjson.dumps({"object": "list", "data": [
-                {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]}), {})
+            await _respond(
+                send,
+                200,
+                orjson.dumps(
+                    {
+                        "object": "list",
+                        "data": [
+                            {
+                                "id": "fake-model",
+                                "object": "model",
+                                "created": 0,
+                                "owned_by": "fake",
+                            }
+                        ],
+                    }
+                ),
+                {},
+            )
             return
         if kind is None:
             await _respond(send, 404, orjson.dumps({"error": {"message": f"no route {path}"}}), {})
@@ -128,7 +144,9 @@ class FakeProvider:
             events = _stream_events(kind, body, pieces, script.usage)
             await _respond_stream(send, events, script)
             return
-        await _respond(send, 200, orjson.dumps(_answer(kind, body, answer, script.usage)), script.headers)
+        await _respond(
+            send, 200, orjson.dumps(_answer(kind, body, answer, script.usage)), script.headers
+        )
 
 
 def _kind(path: str) -> str | None:
@@ -152,13 +170,17 @@ def _split(text: str) -> list[str]:
 
 def _prompt_text(kind: str, body: dict[str, Any]) -> str:
     if kind in ("chat", "anthropic"):
-        parts = [_text_of(m.get("content")) for m in body.get("messages", []) if isinstance(m, dict)]
+        parts = [
+            _text_of(m.get("content")) for m in body.get("messages", []) if isinstance(m, dict)
+        ]
         if kind == "anthropic" and body.get("system"):
             parts.insert(0, _text_of(body["system"]))
         return " ".join(parts)
     value = body.get("prompt" if kind == "completions" else "input", "")
     if isinstance(value, list):
-        return " ".join(_text_of(v.get("content")) if isinstance(v, dict) else str(v) for v in value)
+        return " ".join(
+            _text_of(v.get("content")) if isinstance(v, dict) else str(v) for v in value
+        )
     return str(value)
 
 
@@ -168,14 +190,20 @@ def _usage(kind: str, body: dict[str, Any], answer: str) -> dict[str, Any]:
     if kind == "anthropic":
         return {"input_tokens": prompt, "output_tokens": completion}
     if kind == "responses":
-        return {"input_tokens": prompt, "output_tokens": completion,
-                "total_tokens": prompt + completion,
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens_details": {"reasoning_tokens": 0}}
+        return {
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "total_tokens": prompt + completion,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
     if kind == "embeddings":
         return {"prompt_tokens": prompt, "total_tokens": prompt}
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _answer(kind: str, body: dict[str, Any], answer: str, usage: dict[str, Any] | None) -> Any:
@@ -183,28 +211,71 @@ def _answer(kind: str, body: dict[str, Any], answer: str, usage: dict[str, Any] 
     usage = usage or _usage(kind, body, answer)
     now = int(time.time())
     if kind == "chat":
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": now, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                             "finish_reason": "stop"}], "usage": usage}
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": now,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
     if kind == "completions":
-        return {"id": "cmpl-fake", "object": "text_completion", "created": now, "model": model,
-                "choices": [{"index": 0, "text": answer, "finish_reason": "stop"}], "usage": usage}
+        return {
+            "id": "cmpl-fake",
+            "object": "text_completion",
+            "created": now,
+            "model": model,
+            "choices": [{"index": 0, "text": answer, "finish_reason": "stop"}],
+            "usage": usage,
+        }
     if kind == "embeddings":
         inputs = body.get("input")
         n = len(inputs) if isinstance(inputs, list) else 1
-        return {"object": "list", "model": model, "usage": usage, "data": [
-            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8} for i in range(n)]}
+        return {
+            "object": "list",
+            "model": model,
+            "usage": usage,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8}
+                for i in range(n)
+            ],
+        }
     if kind == "responses":
-        return {"id": "resp_fake", "object": "response", "created_at": now, "model": model,
-                "status": "completed", "output": [_responses_message(answer)], "usage": usage}
-    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
-            "stop_sequence": None, "usage": usage}
+        return {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": now,
+            "model": model,
+            "status": "completed",
+            "output": [_responses_message(answer)],
+            "usage": usage,
+        }
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": answer}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": usage,
+    }
 
 
 def _responses_message(text: str) -> dict[str, Any]:
-    return {"type": "message", "id": "msg_fake", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    return {
+        "type": "message",
+        "id": "msg_fake",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:
@@ -217,8 +288,12 @@ def _stream_events(
     kind: str, body: dict[str, Any], pieces: list[Any], usage: dict[str, Any] | None
 ) -> list[bytes]:
     if any(isinstance(p, bytes | dict) for p in pieces):  # raw events, as scripted
-        return [p if isinstance(p, bytes) else _sse(p, p.get("type") if kind in ("responses", "anthropic") else None)
-                for p in pieces]
+        return [
+            p
+            if isinstance(p, bytes)
+            else _sse(p, p.get("type") if kind in ("responses", "anthropic") else None)
+            for p in pieces
+        ]
     answer = "".join(pieces)
     usage = usage or _usage(kind, body, answer)
     model = body.get("model", "fake-model")
@@ -230,46 +305,122 @@ def _stream_events(
         for i, piece in enumerate(pieces):
             choice: dict[str, Any] = {"index": 0, "finish_reason": None}
             if kind == "chat":
-                choice["delta"] = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                choice["delta"] = (
+                    {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                )
             else:
                 choice["text"] = piece
-            chunk = {"id": "chatcmpl-fake", "object": obj, "created": now, "model": model,
-                     "choices": [choice]}
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": obj,
+                "created": now,
+                "model": model,
+                "choices": [choice],
+            }
             if wants_usage:
                 chunk["usage"] = None
             out.append(_sse(chunk))
         last: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         last["delta" if kind == "chat" else "text"] = {} if kind == "chat" else ""
-        out.append(_sse({"id": "chatcmpl-fake", "object": obj, "created": now, "model": model,
-                         "choices": [last]}))
+        out.append(
+            _sse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": obj,
+                    "created": now,
+                    "model": model,
+                    "choices": [last],
+                }
+            )
+        )
         if wants_usage:
-            out.append(_sse({"id": "chatcmpl-fake", "object": obj, "created": now, "model": model,
-                             "choices": [], "usage": usage}))
+            out.append(
+                _sse(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": obj,
+                        "created": now,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            )
         out.append(b"data: [DONE]\n\n")
     elif kind == "responses":
-        resp = {"id": "resp_fake", "object": "response", "created_at": now, "model": model,
-                "status": "in_progress", "output": []}
+        resp = {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": now,
+            "model": model,
+            "status": "in_progress",
+            "output": [],
+        }
         out.append(_sse({"type": "response.created", "response": resp}, "response.created"))
         for piece in pieces:
-            out.append(_sse({"type": "response.output_text.delta", "item_id": "msg_fake",
-                             "output_index": 0, "content_index": 0, "delta": piece},
-                            "response.output_text.delta"))
-        done = {**resp, "status": "completed", "output": [_responses_message(answer)], "usage": usage}
+            out.append(
+                _sse(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": "msg_fake",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": piece,
+                    },
+                    "response.output_text.delta",
+                )
+            )
+        done = {
+            **resp,
+            "status": "completed",
+            "output": [_responses_message(answer)],
+            "usage": usage,
+        }
         out.append(_sse({"type": "response.completed", "response": done}, "response.completed"))
     else:
-        msg = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-               "content": [], "stop_reason": None, "stop_sequence": None,
-               "usage": {**usage, "output_tokens": 1}}
+        msg = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
         out.append(_sse({"type": "message_start", "message": msg}, "message_start"))
-        out.append(_sse({"type": "content_block_start", "index": 0,
-                         "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+        out.append(
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            )
+        )
         for piece in pieces:
-            out.append(_sse({"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": piece}}, "content_block_delta"))
+            out.append(
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                    "content_block_delta",
+                )
+            )
         out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-        out.append(_sse({"type": "message_delta", "delta": {"stop_reason": "end_turn",
-                         "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}},
-                        "message_delta"))
+        out.append(
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+                "message_delta",
+            )
+        )
         out.append(_sse({"type": "message_stop"}, "message_stop"))
     return out
 
@@ -307,8 +458,13 @@ class ServerThread:
     def __init__(self, app: Any, port: int | None = None):
         self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            loop="asyncio", timeout_graceful_shutdown=5,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            loop="asyncio",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)

@@ -80,8 +80,8 @@ def _apply_environment(
     if row.name != name or row.deleted_at is not None:
         conn.execute(sa.update(t).where(t.c.id == row.id).values(name=name, deleted_at=None))
         result.changes.append(f"updated environment {slug}")
-    env_id: uuid.UUID = row.id
-    return env_id
+    existing: uuid.UUID = row.id
+    return existing
 
 
 def _apply_provider(
@@ -115,8 +115,8 @@ def _apply_provider(
     if changed:
         conn.execute(sa.update(t).where(t.c.id == row.id).values(**changed))
         result.changes.append(f"updated provider {p.slug}")
-    cred_id: uuid.UUID = row.id
-    return cred_id
+    existing: uuid.UUID = row.id
+    return existing
 
 
 def _apply_config(
@@ -173,7 +173,9 @@ def _apply_config(
         for a in tg.arms:
             if a.version is not None:
                 _check_version(conn, variant_ids[a.variant], a.version, c.slug, tg.environment)
-        _apply_targeting(conn, config_id, env_id, tg.sticky_key, arms, now, c.slug, tg.environment, result)
+        _apply_targeting(
+            conn, config_id, env_id, tg.sticky_key, arms, now, c.slug, tg.environment, result
+        )
 
 
 def _apply_variant(
@@ -186,9 +188,7 @@ def _apply_variant(
     result: ApplyResult,
 ) -> uuid.UUID:
     v, vv = s.variants, s.variant_versions
-    row = conn.execute(
-        sa.select(v).where(v.c.config_id == config_id, v.c.name == name)
-    ).first()
+    row = conn.execute(sa.select(v).where(v.c.config_id == config_id, v.c.name == name)).first()
     if row is None:
         variant_id = uuid7()
         conn.execute(
@@ -250,7 +250,9 @@ def _apply_targeting(
             )
         )
     elif row.sticky_key != sticky_key or row.arms != arms:
-        conn.execute(sa.update(t).where(key).values(sticky_key=sticky_key, arms=arms, updated_at=now))
+        conn.execute(
+            sa.update(t).where(key).values(sticky_key=sticky_key, arms=arms, updated_at=now)
+        )
     else:
         return
     result.changes.append(f"set targeting {config_slug} in {env_slug}")

@@ -185,9 +185,7 @@ def _config(raw: Any, path: str) -> ConfigSpec:
     _unique([v.name for v in variants], f"{path}.variants", "name")
     names = {v.name for v in variants}
     tmap = _mapping(m.get("targeting", {}), f"{path}.targeting", None)
-    targeting = tuple(
-        _targeting(str(env), t, f"{path}.targeting.{env}") for env, t in tmap.items()
-    )
+    targeting = tuple(_targeting(str(env), t, f"{path}.targeting.{env}") for env, t in tmap.items())
     for t in targeting:
         for arm in t.arms:
             if arm.variant not in names:
@@ -209,7 +207,9 @@ def _mapping(raw: Any, path: str, allowed: set[str] | None) -> dict[str, Any]:
     if allowed is not None:
         for key in raw:
             if key not in allowed:
-                raise DocumentError(f"{path}.{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
+                raise DocumentError(
+                    f"{path}.{key}: unknown field (allowed: {', '.join(sorted(allowed))})"
+                )
     return raw
 
 

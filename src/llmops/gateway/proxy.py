@@ -31,7 +31,9 @@ _SSE_HEADERS = [
 ]
 
 
-def new_session(pool_size: int, connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
+def new_session(
+    pool_size: int, connect_timeout: float, read_timeout: float
+) -> aiohttp.ClientSession:
     """The one upstream session of a worker, created at start-up (never lazily on a request)."""
     connector = aiohttp.TCPConnector(
         limit=pool_size, limit_per_host=pool_size, ttl_dns_cache=300, keepalive_timeout=60
@@ -81,7 +83,17 @@ async def forward(
     try:
         ctype = resp.headers.get("content-type", "")
         if stream and resp.status < 400 and "text/event-stream" in ctype:
-            await _relay_stream(resp, adapter, endpoint, client_wants_usage, record, rid_header, send, receive, started)
+            await _relay_stream(
+                resp,
+                adapter,
+                endpoint,
+                client_wants_usage,
+                record,
+                rid_header,
+                send,
+                receive,
+                started,
+            )
         else:
             await _relay_body(resp, adapter, endpoint, record, rid_header, send)
     finally:
@@ -160,7 +172,9 @@ async def _relay_stream(
             else "the provider closed the stream before it was complete"
         )
         err = envelope(message, "upstream_error", code=record.error_type)
-        await send({"type": "http.response.body", "body": b"data: " + err + b"\n\n", "more_body": False})
+        await send(
+            {"type": "http.response.body", "body": b"data: " + err + b"\n\n", "more_body": False}
+        )
     finally:
         if translator.usage is not None:
             record.usage = translator.usage

@@ -44,7 +44,9 @@ def resolve(
         slug, _, upstream_model = model[1:].partition("/")
         cred = snapshot.credentials.get(slug)
         if cred is None:
-            raise NotFound(f"unknown provider credential {slug!r}", param="model", code="provider_not_found")
+            raise NotFound(
+                f"unknown provider credential {slug!r}", param="model", code="provider_not_found"
+            )
         _check_enabled(cred)
         body["model"] = upstream_model
         return Route(credential=cred, model=upstream_model)

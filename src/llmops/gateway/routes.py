@@ -63,7 +63,9 @@ class _Headers:
 def authenticate(state: GatewayState, headers: _Headers) -> Environment:
     auth = headers.authorization
     if not auth:
-        raise AuthenticationFailed("missing Authorization header; send 'Bearer <environment secret>'")
+        raise AuthenticationFailed(
+            "missing Authorization header; send 'Bearer <environment secret>'"
+        )
     token = auth[7:].decode("latin-1").strip() if auth[:7].lower() == b"bearer " else ""
     env = state.snapshots.current.authenticate(token, dt.datetime.now(dt.UTC)) if token else None
     if env is None:
@@ -112,7 +114,9 @@ class CompletionEndpoint:
             record.status_code = 500
             record.error_type = "internal_error"
             if not responded and record.usage is None:
-                err = LLMOpsError("internal error; see the gateway log for request " + str(request_id))
+                err = LLMOpsError(
+                    "internal error; see the gateway log for request " + str(request_id)
+                )
                 try:
                     await send_error(send, err, rid_header)
                 except Exception:  # the response had already started

@@ -115,7 +115,9 @@ def load_snapshot(conn: Connection, keyring: Keyring, environ: Mapping[str, str]
     version = read_routing_version(conn)
     envs = {
         r.id: Environment(r.id, r.slug, r.name)
-        for r in conn.execute(sa.select(s.environments).where(s.environments.c.deleted_at.is_(None)))
+        for r in conn.execute(
+            sa.select(s.environments).where(s.environments.c.deleted_at.is_(None))
+        )
     }
     secrets: dict[str, list[tuple[str, Environment, dt.datetime | None]]] = {}
     for r in conn.execute(
@@ -123,7 +125,9 @@ def load_snapshot(conn: Connection, keyring: Keyring, environ: Mapping[str, str]
     ):
         if r.environment_id in envs:
             expires = _utc(r.expires_at)
-            secrets.setdefault(r.prefix, []).append((r.secret_hash, envs[r.environment_id], expires))
+            secrets.setdefault(r.prefix, []).append(
+                (r.secret_hash, envs[r.environment_id], expires)
+            )
     creds: dict[uuid.UUID, Credential] = {}
     for r in conn.execute(
         sa.select(s.provider_credentials).where(s.provider_credentials.c.deleted_at.is_(None))
@@ -230,4 +234,6 @@ class SnapshotHolder:
             try:
                 await self.refresh_if_changed()
             except Exception:  # the database may be away; keep serving the last snapshot
-                log.warning("routing snapshot refresh failed; serving the previous one", exc_info=True)
+                log.warning(
+                    "routing snapshot refresh failed; serving the previous one", exc_info=True
+                )

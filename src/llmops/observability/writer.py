@@ -1,9 +1,9 @@
 """The batch writer: request records go to an in-memory queue; one task writes them in batches.
 
-``enqueue`` is the only thing the hot path calls: an append to a deque, never a wait. The writer task
-flushes every ``flush_interval_ms`` or as soon as ``max_batch_size`` rows are queued, one multi-row
-insert per flush (COPY on PostgreSQL). A failed flush is retried with exponential backoff; ``stop``
-flushes everything that is queued before it returns.
+``enqueue`` is the only thing the hot path calls: an append to a deque, never a wait. The writer
+task flushes every ``flush_interval_ms`` or as soon as ``max_batch_size`` rows are queued, one
+multi-row insert per flush (COPY on PostgreSQL). A failed flush is retried with exponential
+backoff; ``stop`` flushes everything that is queued before it returns.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ class BatchWriter:
     def enqueue(self, record: RequestRecord) -> None:
         if len(self._queue) >= self.max_queue_size:
             self.stats.dropped += 1
-            log.error("request log queue full (%d rows); dropping %s", self.max_queue_size, record.id)
+            log.error(
+                "request log queue full (%d rows); dropping %s", self.max_queue_size, record.id
+            )
             return
         self._queue.append(record)
         self.stats.queued += 1
@@ -75,7 +77,9 @@ class BatchWriter:
     async def flush(self) -> None:
         """Write everything queued now (used by tests and at shutdown)."""
         while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
+            batch = [
+                self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))
+            ]
             await self._write(batch)
 
     async def _run(self) -> None:
@@ -102,8 +106,12 @@ class BatchWriter:
                 return
             except Exception:
                 self.stats.retried += 1
-                log.warning("writing %d request rows failed; retrying in %.1fs", len(rows), delay,
-                            exc_info=True)
+                log.warning(
+                    "writing %d request rows failed; retrying in %.1fs",
+                    len(rows),
+                    delay,
+                    exc_info=True,
+                )
                 if self._stopping and delay > 5:
                     raise
                 await asyncio.sleep(delay)

@@ -1,9 +1,9 @@
 """The Store protocol: the only seam between the product and a database.
 
-Domain code writes its queries as plain functions of a SQLAlchemy ``Connection`` and hands them to
-``Store.run``, which executes them in one transaction: on SQLite on the store's single writer thread,
-on PostgreSQL through asyncpg (SQLAlchemy's ``run_sync`` bridge). Dialect differences live only in
-``sqlite.py`` and ``postgres.py``.
+Domain code writes its queries as plain functions of a SQLAlchemy ``Connection`` and hands them
+to ``Store.run``, which executes them in one transaction: on SQLite on the store's single writer
+thread, on PostgreSQL through asyncpg (SQLAlchemy's ``run_sync`` bridge). Dialect differences
+live only in ``sqlite.py`` and ``postgres.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ class Store(Protocol):
         """Run ``fn(conn)`` in one transaction and return its result."""
         ...
 
-    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         """Insert many rows in one transaction, the fastest way the backend offers."""
         ...
 

@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
-    """``postgresql://…`` → ``postgresql+asyncpg://…`` (other drivers named in the URL are replaced)."""
+    """``postgresql://…`` → ``postgresql+asyncpg://…`` (another driver in the URL is replaced)."""
     scheme, _, rest = url.partition("://")
     return f"postgresql+asyncpg://{rest}"
 

@@ -1,9 +1,9 @@
 """The database schema at head, as SQLAlchemy Core tables.
 
-Migrations (``store/migrations``) bring a database to this state; a test migrates a blank database on
-both backends and compares it with these tables. Ids are UUIDv7, money is integer micro-dollars,
-times are UTC. Deleting a config, variant or environment is a soft delete (``deleted_at``) and request
-rows keep the names they were logged with, so history survives.
+Migrations (``store/migrations``) bring a database to this state; a test migrates a blank
+database on both backends and compares it with these tables. Ids are UUIDv7, money is integer
+micro-dollars, times are UTC. Deleting a config, variant or environment is a soft delete
+(``deleted_at``) and request rows keep the names they were logged with, so history survives.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """SQLite: a file next to the process, WAL mode, one writer thread.
 
 All statements run on one dedicated thread that owns the connection, as Datasette's write thread
-does: SQLite allows one writer at a time, and a single owner turns contention inside this process into
-a queue instead of "database is locked" errors. ``busy_timeout`` covers other processes (``llmops
-apply`` while the server runs).
+does: SQLite allows one writer at a time, and a single owner turns contention inside this process
+into a queue instead of "database is locked" errors. ``busy_timeout`` covers other processes
+(``llmops apply`` while the server runs).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class SQLiteStore:
     async def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        sql = f'INSERT INTO {table} ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
         def write(conn: Connection) -> None:
             conn.exec_driver_sql(sql, [tuple(map(_to_sqlite, r)) for r in rows])

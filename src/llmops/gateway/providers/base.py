@@ -58,9 +58,7 @@ class Adapter(Protocol):
         """The upstream request for an OpenAI-format ``body`` (already routed and merged)."""
         ...
 
-    def parse_response(
-        self, endpoint: str, status: int, body: bytes
-    ) -> tuple[bytes, Usage | None]:
+    def parse_response(self, endpoint: str, status: int, body: bytes) -> tuple[bytes, Usage | None]:
         """The client's response body for a non-streamed upstream response, and its usage."""
         ...
 

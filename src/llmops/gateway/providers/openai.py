@@ -16,7 +16,9 @@ from llmops.observability.usage import Usage
 _JSON = "application/json"
 
 
-def prepare_body(endpoint: str, body: dict[str, Any], credential: Credential, stream: bool) -> bytes:
+def prepare_body(
+    endpoint: str, body: dict[str, Any], credential: Credential, stream: bool
+) -> bytes:
     """Ask a stream for its usage, and drop ``metadata`` unless the provider takes it.
 
     OpenAI accepts ``metadata`` only with ``store: true``; most compatible providers reject unknown
@@ -28,9 +30,9 @@ def prepare_body(endpoint: str, body: dict[str, Any], credential: Credential, st
         del body["metadata"]
     if stream and endpoint in ("chat.completions", "completions"):
         opts = body.get("stream_options")
-        body["stream_options"] = {**opts, "include_usage": True} if isinstance(opts, dict) else {
-            "include_usage": True
-        }
+        body["stream_options"] = (
+            {**opts, "include_usage": True} if isinstance(opts, dict) else {"include_usage": True}
+        )
     return orjson.dumps(body)
 
 
@@ -57,7 +59,9 @@ class OpenAIAdapter:
         self, endpoint: str, body: dict[str, Any], credential: Credential, stream: bool
     ) -> UpstreamRequest:
         url = self.url(endpoint, body, credential)
-        return UpstreamRequest(url, self.headers(credential), prepare_body(endpoint, body, credential, stream))
+        return UpstreamRequest(
+            url, self.headers(credential), prepare_body(endpoint, body, credential, stream)
+        )
 
     def parse_response(self, endpoint: str, status: int, body: bytes) -> tuple[bytes, Usage | None]:
         if status >= 400:
@@ -129,7 +133,11 @@ class OpenAIStream:
     def _inspect(self, event: bytes) -> bool:
         """Read usage or errors from ``event``; return whether to forward it."""
         if self._responses:
-            if b"response.completed" in event or b"response.incomplete" in event or b"response.failed" in event:
+            if (
+                b"response.completed" in event
+                or b"response.incomplete" in event
+                or b"response.failed" in event
+            ):
                 obj = _json(event_data(event))
                 resp = obj.get("response") if isinstance(obj, dict) else None
                 if isinstance(resp, dict):
@@ -145,7 +153,7 @@ class OpenAIStream:
                 self.usage = u.from_openai(obj["usage"])
                 if self._strip and not obj.get("choices"):
                     return False
-        elif b'"error"' in event and event.startswith(b"data: {\"error\""):
+        elif b'"error"' in event and event.startswith(b'data: {"error"'):
             self.error_type = "upstream_stream_error"
         return True
 

@@ -32,9 +32,7 @@ def event_data(event: bytes) -> bytes | None:
     """The payload of an event's ``data:`` line(s), or None if it has none."""
     if event.startswith(b"data:") and b"\ndata:" not in event and b"\n" not in event:
         return event[5:].lstrip(b" ")
-    lines = [
-        line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
-    ]
+    lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 
 
