@@ -73,6 +73,7 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.sent_events = 0  # stream events written so far (to observe backpressure)
         self._script: collections.deque[Scripted] = collections.deque()
         self._lock = threading.Lock()
 
@@ -84,6 +85,7 @@ class FakeProvider:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.sent_events = 0
 
     def _next(self) -> Scripted:
         with self._lock:
@@ -142,7 +144,7 @@ class FakeProvider:
         if body.get("stream"):
             pieces = script.stream if script.stream is not None else _split(answer)
             events = _stream_events(kind, body, pieces, script.usage)
-            await _respond_stream(send, events, script)
+            await _respond_stream(self, send, events, script)
             return
         await _respond(
             send, 200, orjson.dumps(_answer(kind, body, answer, script.usage)), script.headers
@@ -432,11 +434,14 @@ async def _respond(send: Any, status: int, body: bytes, headers: dict[str, str])
     await send({"type": "http.response.body", "body": body})
 
 
-async def _respond_stream(send: Any, events: list[bytes], script: Scripted) -> None:
+async def _respond_stream(
+    fake: FakeProvider, send: Any, events: list[bytes], script: Scripted
+) -> None:
     hdrs = [(b"content-type", b"text/event-stream")]
     hdrs += [(k.encode(), v.encode()) for k, v in script.headers.items()]
     await send({"type": "http.response.start", "status": 200, "headers": hdrs})
     for i, event in enumerate(events):
+        fake.sent_events += 1
         if script.reset_after is not None and i >= script.reset_after:
             raise ResetConnection("scripted reset")
         if script.chunk_delay and i:

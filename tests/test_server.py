@@ -1,0 +1,138 @@
+"""The server as a user runs it: `llmops demo`, routing changes picked up live, backpressure,
+operations endpoints, settings documentation."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+import llmops
+from llmops.cli import apply_file
+from llmops.settings import Settings, describe
+from llmops.testing import DEFAULT_ANSWER, FakeProviderServer, free_port
+from tests.conftest import Gateway, GatewayFactory, http
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_demo_prints_a_working_snippet_and_sigterm_flushes_its_row(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LLMOPS_DATA_DIR": str(tmp_path / "state"), "LLMOPS_FLUSH_INTERVAL_MS": "600000"}
+    proc = subprocess.Popen([sys.executable, "-m", "llmops.cli", "demo", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out = ""
+        assert proc.stdout is not None
+        while "print(reply" not in out:
+            line = proc.stdout.readline()
+            assert line, out
+            out += line
+        base = re.search(r'base_url="([^"]+)"', out).group(1)  # type: ignore[union-attr]
+        key = re.search(r'api_key="([^"]+)"', out).group(1)  # type: ignore[union-attr]
+        config = re.search(r'"x-llmops-config": "([^"]+)"', out).group(1)  # type: ignore[union-attr]
+        _wait_port(port)
+        with openai.OpenAI(base_url=base, api_key=key, default_headers={"x-llmops-config": config},
+                           max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
+                metadata={"tenantSlug": "acme-corp"})
+        assert reply.choices[0].message.content == DEFAULT_ANSWER
+        assert reply.usage is not None and reply.usage.completion_tokens > 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; the row below was written by the
+    # shutdown flush (the flush interval is ten minutes).
+    assert proc.returncode in (0, -15)
+    settings = Settings.load({}, data_dir=tmp_path / "state")
+    assert (tmp_path / "state" / "llmops.db").exists() and (tmp_path / "state" / "secret.key").exists()
+    from llmops.cli import run_in_store
+
+    rows = run_in_store(settings, lambda c: c.exec_driver_sql(
+        "SELECT prompt_tokens, completion_tokens, tags FROM llm_requests").all())
+    assert len(rows) == 1 and rows[0][1] > 0 and "acme-corp" in rows[0][2]
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not listen")
+
+
+def test_apply_while_serving_reaches_the_gateway_within_the_ttl(
+    gateway_factory: GatewayFactory, fake: FakeProviderServer, tmp_path: Path
+) -> None:
+    gw = gateway_factory(snapshot_ttl=0.2)
+    client = gw.client("late-config")
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    doc = tmp_path / "more.yaml"
+    doc.write_text(yaml.safe_dump({"configs": [{"slug": "late-config", "variants": [
+        {"name": "v", "provider": "oai", "model": "late-model"}],
+        "targeting": {"test": {"variant": "v"}}}]}))
+    apply_file(gw.settings, doc)
+    time.sleep(0.6)
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert fake.requests[-1].json["model"] == "late-model"
+
+
+def test_a_client_that_stops_reading_does_not_make_the_gateway_buffer(
+    gateway: Gateway, fake: FakeProviderServer
+) -> None:
+    piece = "x" * 8192
+    fake.enqueue(stream=[piece] * 6000)  # ~50 MB of SSE if it were all read
+    body = b'{"messages": [{"role": "user", "content": "hi"}], "stream": true}'
+    req = (
+        f"POST /llmops/api/genai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {gateway.secret}\r\nx-llmops-config: chat\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", gateway.server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(req)
+        sock.recv(1024)
+        time.sleep(2.0)  # read nothing more
+        sent_while_stalled = fake.sent_events
+    assert sent_while_stalled < 3000, sent_while_stalled
+
+
+def test_health_ready_and_metrics(gateway: Gateway) -> None:
+    assert http("GET", gateway.server.url + "/healthz").status_code == 200
+    ready = http("GET", gateway.server.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    gateway.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    gateway.rows(1)
+    metrics = http("GET", gateway.server.url + "/metrics").text
+    assert "llmops_log_rows_written_total 1" in metrics
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "docs" / "settings.md").read_text()
+    for name, _default, help_text in describe():
+        assert name in readme, name
+        assert help_text
+    assert Settings.load({"LLMOPS_PORT": "4100"}, port=None).port == 4100
+    assert Settings.load({"LLMOPS_PORT": "4100"}, port=4200).port == 4200
+    assert Settings.load({"DATABASE_URL": "postgresql://h/db"}).is_postgres
+    with pytest.raises(ValueError, match="LLMOPS_PORT"):
+        Settings.load({"LLMOPS_PORT": "abc"})
+
+
+def test_public_surface() -> None:
+    assert llmops.__all__ == ["Settings", "__version__"]
