@@ -57,6 +57,7 @@ def create_app(
     )
     writer = BatchWriter(
         store,
+        settings.data_dir,
         flush_interval_ms=settings.flush_interval_ms,
         max_batch_size=settings.max_batch_size,
         max_queue_size=settings.max_queue_size,
@@ -107,7 +108,11 @@ def create_app(
             f"llmops_log_rows_queued_total {st.queued}",
             f"llmops_log_rows_written_total {st.written}",
             f"llmops_log_flush_retries_total {st.retried}",
-            f"llmops_log_rows_dropped_total {st.dropped}",
+            f"llmops_log_rows_spilled_total {st.spilled}",
+            f"llmops_log_rows_replayed_total {st.replayed}",
+            f"llmops_log_rows_dead_lettered_total {st.dead_lettered}",
+            f"llmops_log_rows_unpriced_total {st.unpriced}",
+            f"llmops_log_database_down {int(st.database_down)}",
             f"llmops_routing_version {snapshots.current.version}",
         ]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -45,11 +45,20 @@ class Settings:
     flush_interval_ms: int = _opt(2000, "Longest time a request log row waits in memory.")
     max_batch_size: int = _opt(100, "Rows written per flush at most.")
     max_queue_size: int = _opt(100_000, "Rows held in memory before spilling to disk.")
+    indexed_tags: str = _opt(
+        "tenantSlug,feature", "Comma-separated tag keys that get daily rollups (fast breakdowns)."
+    )
+    log_bodies: bool = _opt(False, "Store request and response bodies (off by default).")
+    max_logged_body_bytes: int = _opt(32_768, "Largest body stored per request when logging bodies.")
     log_level: str = _opt("info", "Server log level.")
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "llmops.db"
+
+    @property
+    def indexed_tag_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.indexed_tags.split(",") if k.strip())
 
     @property
     def is_postgres(self) -> bool:
@@ -115,3 +124,22 @@ def describe() -> list[tuple[str, str, str]]:
         (f"LLMOPS_{f.name.upper()}", str(f.default), f.metadata["help"])
         for f in dataclasses.fields(Settings)
     ]
+
+
+def markdown() -> str:
+    """docs/settings.md; regenerate with ``python -m llmops.settings > docs/settings.md``."""
+    lines = [
+        "# Settings",
+        "",
+        "Layered: defaults, then environment variables, then `llmops` command-line flags.",
+        "`DATABASE_URL` is accepted as well as `LLMOPS_DATABASE_URL`.",
+        "",
+        "| Variable | Default | Meaning |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{name}` | `{default}` | {text} |" for name, default, text in describe()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from llmops.observability.usage import Usage
 
 # The order of llm_requests columns the writer inserts; `RequestRecord.row()` follows it.
@@ -45,6 +47,28 @@ COLUMNS = (
     "is_streaming",
     "tags",
 )
+
+
+UUID_COLUMNS = frozenset({"id", "environment_id", "config_id", "variant_id"})
+TIME_COLUMNS = frozenset({"created_at"})
+
+
+def row_to_json(row: tuple[Any, ...]) -> bytes:
+    """A row as one JSON line (for the spill and dead-letter files)."""
+    return orjson.dumps(dict(zip(COLUMNS, row, strict=True)))
+
+
+def row_from_json(line: bytes) -> tuple[Any, ...]:
+    data = orjson.loads(line)
+    out = []
+    for name in COLUMNS:
+        value = data.get(name)
+        if value is not None and name in UUID_COLUMNS:
+            value = uuid.UUID(value)
+        elif value is not None and name in TIME_COLUMNS:
+            value = dt.datetime.fromisoformat(value)
+        out.append(value)
+    return tuple(out)
 
 
 @dataclass(slots=True)

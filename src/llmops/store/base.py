@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Connection
 
 T = TypeVar("T")
+After = Callable[[Connection, Sequence[Sequence[Any]]], None]
 
 
 class Store(Protocol):
@@ -24,9 +26,18 @@ class Store(Protocol):
         ...
 
     async def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Insert many rows in one transaction, the fastest way the backend offers."""
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedupe: bool = False,
+        after: After | None = None,
+    ) -> int:
+        """Insert ``rows`` in one transaction, the fastest way the backend offers (COPY on
+        PostgreSQL), and call ``after(conn, inserted)`` in that same transaction. With ``dedupe``,
+        rows whose ``id`` (the first column) is already stored are skipped — used when retrying a
+        batch whose earlier attempt may have committed. Returns the number of rows inserted."""
         ...
 
     async def ping(self) -> None:
@@ -34,3 +45,12 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def existing_ids(conn: Connection, table: sa.Table, ids: Sequence[Any]) -> set[Any]:
+    """The subset of ``ids`` already present in ``table`` (queried in chunks)."""
+    found: set[Any] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+    return found

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from llmops.store.base import After, existing_ids
+
 T = TypeVar("T")
 
 
@@ -43,14 +45,31 @@ class PostgresStore:
             return await conn.run_sync(fn)
 
     async def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedupe: bool = False,
+        after: After | None = None,
+    ) -> int:
         async with self.engine.begin() as conn:
+            todo = rows
+            if dedupe:
+                ids = [r[0] for r in rows]
+                seen = await conn.run_sync(lambda c: existing_ids(c, table, ids))
+                todo = [r for r in rows if r[0] not in seen]
+            if not todo:
+                return 0
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            records = [tuple(map(_to_postgres, r)) for r in rows]
-            await driver.copy_records_to_table(table, records=records, columns=list(columns))
+            records = [tuple(map(_to_postgres, r)) for r in todo]
+            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+            if after is not None:
+                hook = after
+                await conn.run_sync(lambda c: hook(c, todo))
+            return len(todo)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

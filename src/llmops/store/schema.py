@@ -8,6 +8,8 @@ micro-dollars, times are UTC. Deleting a config, variant or environment is a sof
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -171,4 +173,120 @@ llm_requests = sa.Table(
         postgresql_using="gin",
         postgresql_ops={"tags": "jsonb_path_ops"},
     ).ddl_if(dialect="postgresql"),
+)
+
+# Optional request/response bodies, off by default (LLMOPS_LOG_BODIES), capped in size.
+llm_request_bodies = sa.Table(
+    "llm_request_bodies",
+    metadata,
+    sa.Column("request_id", sa.Uuid, primary_key=True),
+    _created(),
+    sa.Column("request_body", sa.Text),
+    sa.Column("response_body", sa.Text),
+    sa.Column("truncated", sa.Boolean, nullable=False),
+)
+
+# User price overrides: USD per million tokens (exact decimals), effective from a date.
+price_overrides = sa.Table(
+    "price_overrides",
+    metadata,
+    _id(),
+    sa.Column("provider", sa.String(64)),  # NULL: any provider
+    sa.Column("model_pattern", sa.String(200), nullable=False),  # fnmatch glob
+    sa.Column("input", sa.Numeric(18, 6), nullable=False),
+    sa.Column("output", sa.Numeric(18, 6), nullable=False),
+    sa.Column("cache_read", sa.Numeric(18, 6)),
+    sa.Column("cache_write", sa.Numeric(18, 6)),
+    sa.Column("reasoning", sa.Numeric(18, 6)),
+    sa.Column("effective_from", UTC_TIME, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    _created(),
+)
+
+# Latency histogram: bucket 0 counts < 1 ms, bucket k (1–39) counts [2^((k-1)/2), 2^(k/2)) ms,
+# bucket 40 counts ≥ 2^19.5 ms. Sums of these columns estimate percentiles over any rollup range.
+LATENCY_BUCKETS = 41
+LATENCY_COLUMNS = tuple(f"lat_h{k:02d}" for k in range(LATENCY_BUCKETS))
+
+
+def _metrics(histogram: bool) -> list[sa.Column[Any]]:
+    counts = [
+        "requests",
+        "errors",
+        "unpriced",  # rows with usage but no price
+        "usage_missing",
+        "streams",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "input_cost",
+        "cached_cost",
+        "cache_write_cost",
+        "output_cost",
+        "total_cost",
+        "latency_sum",
+        "ttft_sum",
+        "ttft_count",
+    ]
+    cols = [sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in counts]
+    cols += [sa.Column("latency_min", sa.Integer), sa.Column("latency_max", sa.Integer)]
+    if histogram:
+        cols += [
+            sa.Column(name, sa.BigInteger, nullable=False, server_default="0")
+            for name in LATENCY_COLUMNS
+        ]
+    return cols
+
+
+def _key(name: str, length: int = 200) -> sa.Column[object]:
+    # Rollup keys are never NULL ('' stands for "none") so that ON CONFLICT matches them.
+    return sa.Column(name, sa.String(length), primary_key=True, server_default="")
+
+
+# Hourly aggregates written by the batch writer in the same transaction as the rows.
+llm_rollup_hourly = sa.Table(
+    "llm_rollup_hourly",
+    metadata,
+    sa.Column("bucket", UTC_TIME, primary_key=True),
+    _key("environment_id", 36),
+    _key("config_id", 36),
+    _key("variant_id", 36),
+    sa.Column("variant_version", sa.Integer, primary_key=True, server_default="0"),
+    _key("provider", 32),
+    _key("model"),
+    _key("endpoint", 32),
+    _key("status_class", 8),  # "2xx", "4xx", "5xx", "499", …
+    sa.Column("environment_name", sa.String(64)),
+    sa.Column("config_slug", sa.String(64)),
+    sa.Column("variant_name", sa.String(200)),
+    *_metrics(histogram=True),
+)
+
+# Daily aggregates per value of each indexed tag key (LLMOPS_INDEXED_TAGS).
+llm_rollup_daily_tags = sa.Table(
+    "llm_rollup_daily_tags",
+    metadata,
+    sa.Column("bucket", UTC_TIME, primary_key=True),
+    _key("tag_key", 64),
+    _key("tag_value", 512),
+    _key("environment_id", 36),
+    _key("config_id", 36),
+    _key("variant_id", 36),
+    _key("provider", 32),
+    _key("model"),
+    _key("status_class", 8),
+    *_metrics(histogram=False),
+)
+
+# Every tag key/value seen, for filter dropdowns.
+llm_tag_values = sa.Table(
+    "llm_tag_values",
+    metadata,
+    sa.Column("tag_key", sa.String(64), primary_key=True),
+    sa.Column("tag_value", sa.String(512), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_seen", UTC_TIME, nullable=False),
 )

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.pool import NullPool
 
+from llmops.store.base import After, existing_ids
+
 T = TypeVar("T")
 
 
@@ -73,14 +75,29 @@ class SQLiteStore:
         return await loop.run_in_executor(self._executor, self.run_sync, fn)
 
     async def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedupe: bool = False,
+        after: After | None = None,
+    ) -> int:
+        names = ", ".join(columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
-        def write(conn: Connection) -> None:
-            conn.exec_driver_sql(sql, [tuple(map(_to_sqlite, r)) for r in rows])
+        def write(conn: Connection) -> int:
+            todo = rows
+            if dedupe:
+                seen = existing_ids(conn, table, [r[0] for r in rows])
+                todo = [r for r in rows if r[0] not in seen]
+            if todo:
+                conn.exec_driver_sql(sql, [tuple(map(_to_sqlite, r)) for r in todo])
+                if after is not None:
+                    after(conn, todo)
+            return len(todo)
 
-        await self.run(write)
+        return await self.run(write)
 
     async def ping(self) -> None:
         await self.run(lambda conn: conn.execute(sa.text("SELECT 1")))

@@ -64,6 +64,7 @@ class AnthropicStream:
         "_raw_usage",
         "_tools",
         "_head",
+        "_stopped",
         "usage",
         "error_type",
     )
@@ -79,6 +80,7 @@ class AnthropicStream:
             "created": int(time.time()),
             "model": "",
         }
+        self._stopped = False
         self.usage: Usage | None = None
         self.error_type: str | None = None
 
@@ -87,7 +89,14 @@ class AnthropicStream:
 
     def finish(self) -> bytes:
         rest = self._splitter.rest()
-        return self._translate(rest) if rest.strip() else b""
+        out = self._translate(rest) if rest.strip() else b""
+        if self._stopped or self.error_type is not None:
+            return out
+        # The upstream ended cleanly but before message_stop: without an error event the OpenAI
+        # SDKs would take the cut-off answer as complete, and the row would record a success.
+        self.error_type = "upstream_incomplete"
+        message = "the provider ended the stream before it was complete"
+        return out + b"data: " + envelope(message, "upstream_error", code=self.error_type) + b"\n\n"
 
     def _translate(self, event: bytes) -> bytes:
         data = event_data(event)
@@ -152,6 +161,7 @@ class AnthropicStream:
         return b""  # thinking, signature and citation deltas
 
     def _message_stop(self) -> bytes:
+        self._stopped = True
         if self._wants_usage and self.usage is not None:
             chunk = {**self._head, "choices": [], "usage": openai_usage(self.usage)}
             return b"data: " + orjson.dumps(chunk) + b"\n\n" + _DONE

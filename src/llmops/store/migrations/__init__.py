@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
-from llmops.store.migrations import m0001_initial
+from llmops.store.migrations import m0001_initial, m0002_observability
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", m0001_initial.upgrade),
+    ("0002_observability", m0002_observability.upgrade),
 ]
