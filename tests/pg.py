@@ -43,8 +43,8 @@ class TempPostgres:
         subprocess.run([*self._as_user, *cmd], check=True, capture_output=True, timeout=120)
 
     def start(self) -> TempPostgres:
-        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
-        if not initdb or not pg_ctl:
+        initdb = find_bin("initdb")
+        if not initdb or not find_bin("pg_ctl"):
             raise FileNotFoundError("initdb/pg_ctl not found: install PostgreSQL")
         self._run(
             initdb,
@@ -57,14 +57,22 @@ class TempPostgres:
             "UTF8",
             "--no-sync",
         )
+        self.resume()
+        return self
+
+    def pause(self) -> None:
+        """Stop the server (its connections drop), keeping the data for ``resume``."""
+        self._run(str(find_bin("pg_ctl")), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
         opts = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+        log = str(self.dir / "log")
         self._run(
-            pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"
+            str(find_bin("pg_ctl")), "-D", str(self.data), "-o", opts, "-l", log, "-w", "start"
         )
-        return self
 
     def stop(self) -> None:
         pg_ctl = find_bin("pg_ctl")
