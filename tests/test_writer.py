@@ -16,10 +16,10 @@ from llmops.ids import uuid7
 from llmops.observability.records import RequestRecord
 from llmops.observability.usage import Usage
 from llmops.observability.writer import BatchWriter
+from llmops.settings import Settings
 from llmops.store import PostgresStore, Store, open_store
 from llmops.store import schema as s
 from llmops.store.migrate import migrate
-from llmops.settings import Settings
 from llmops.testing import free_port
 from tests.pg import TempPostgres
 
