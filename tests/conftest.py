@@ -113,7 +113,7 @@ def fake(fake_server: FakeProviderServer) -> FakeProviderServer:
     return fake_server
 
 
-def test_document(fake_base_url: str, dead_url: str) -> dict[str, Any]:
+def gateway_document(fake_base_url: str, dead_url: str) -> dict[str, Any]:
     """Environments `test` and `other`, providers on the fake, and one config per behaviour."""
     return {
         "environments": [{"slug": "test"}, {"slug": "other"}],
@@ -271,7 +271,7 @@ def gateway_factory(
             **overrides,
         )
         keyring = Keyring.load(settings.secret_key, settings.data_dir)
-        doc = parse_document(test_document(fake.base_url, f"http://127.0.0.1:{free_port()}/v1"))
+        doc = parse_document(gateway_document(fake.base_url, f"http://127.0.0.1:{free_port()}/v1"))
         result = run_in_store(settings, lambda c: apply_document(c, doc, keyring))
         secrets.update(result.secrets)
         app = create_app(settings, environ={})

@@ -41,7 +41,7 @@ WEATHER_TOOL: Any = {
         "parameters": WEATHER_PARAMETERS,
     },
 }
-WEATHER_QUESTION = {"role": "user", "content": "What is the weather in Paris and London?"}
+WEATHER_QUESTION: Any = {"role": "user", "content": "What is the weather in Paris and London?"}
 PARIS = {"city": "Paris", "unit": "celsius"}
 LONDON = {"city": "London"}
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
@@ -79,9 +79,17 @@ def message_start(input_tokens: int) -> dict[str, Any]:
 
 def text_block(index: int, *pieces: str) -> list[dict[str, Any]]:
     return [
-        {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+        {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {"type": "text", "text": ""},
+        },
         *(
-            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}}
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "text_delta", "text": p},
+            }
             for p in pieces
         ),
         {"type": "content_block_stop", "index": index},
@@ -258,23 +266,24 @@ def test_tool_calls_round_trip(gateway: Gateway, fake: FakeProviderServer) -> No
     assert calls is not None and len(calls) == 2
     assert [c.id for c in calls] == ["toolu_01", "toolu_02"]
     assert {c.type for c in calls} == {"function"}
-    assert [c.function.name for c in calls] == ["get_weather", "get_weather"]  # type: ignore[union-attr]
-    assert [json.loads(c.function.arguments) for c in calls] == [PARIS, LONDON]  # type: ignore[union-attr]
+    functions = [c.function for c in calls]  # type: ignore[union-attr]
+    assert [f.name for f in functions] == ["get_weather", "get_weather"]
+    assert [json.loads(f.arguments) for f in functions] == [PARIS, LONDON]
     row = gateway.rows(1)[-1]
     assert row["prompt_tokens"] == 50 and row["completion_tokens"] == 20
 
     # The follow-up, as an OpenAI client sends it: the assistant turn with its tool calls, then
     # one `tool` message per call.
-    assistant = {
+    assistant: Any = {
         "role": "assistant",
         "content": choice.message.content,
         "tool_calls": [
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.function.name, "arguments": c.function.arguments},  # type: ignore[union-attr]
+                "function": {"name": f.name, "arguments": f.arguments},
             }
-            for c in calls
+            for c, f in zip(calls, functions, strict=True)
         ],
     }
     follow_up = client.chat.completions.create(
@@ -321,7 +330,9 @@ def test_streamed_tool_calls_accumulate_in_the_openai_client(
             message_start(40),
             {"type": "ping"},
             *text_block(0, "Checking", " both."),
-            *tool_block(1, "toolu_01", "get_weather", "", '{"city": "Pa', 'ris", "unit": "cel', 'sius"}'),
+            *tool_block(
+                1, "toolu_01", "get_weather", "", '{"city": "Pa', 'ris", "unit": "cel', 'sius"}'
+            ),
             *tool_block(2, "toolu_02", "get_weather", '{"ci', 'ty": "London"}'),
             *message_end("tool_use", 25),
         ]
@@ -337,11 +348,11 @@ def test_streamed_tool_calls_accumulate_in_the_openai_client(
     assert choice.message.content == "Checking both."
     calls = choice.message.tool_calls
     assert calls is not None
-    assert [(c.id, c.function.name) for c in calls] == [  # type: ignore[union-attr]
+    assert [(c.id, c.function.name) for c in calls] == [
         ("toolu_01", "get_weather"),
         ("toolu_02", "get_weather"),
     ]
-    assert [json.loads(c.function.arguments) for c in calls] == [PARIS, LONDON]  # type: ignore[union-attr]
+    assert [json.loads(c.function.arguments) for c in calls] == [PARIS, LONDON]
 
     (row,) = gateway.rows(1)
     assert row["status_code"] == 200 and row["error_type"] is None
@@ -405,7 +416,12 @@ def test_cache_reads_and_writes_are_counted_into_the_prompt(
 @pytest.mark.parametrize(
     ("status", "error_type", "message", "exception"),
     [
-        (429, "rate_limit_error", "Number of requests has exceeded your rate limit", openai.RateLimitError),
+        (
+            429,
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit",
+            openai.RateLimitError,
+        ),
         (529, "overloaded_error", "Overloaded", openai.InternalServerError),
         (400, "invalid_request_error", "max_tokens: must be at most 8192", openai.BadRequestError),
     ],
@@ -430,7 +446,6 @@ def test_anthropic_errors_become_openai_errors(
     assert type(e.value) is exception
     assert e.value.status_code == status
     assert e.value.body == {"message": message, "type": error_type, "param": None, "code": None}
-    assert e.value.message == f"Error code: {status} - {{'error': {e.value.body}}}"
     headers = e.value.response.headers
     assert headers["retry-after"] == "3"
     assert headers["anthropic-ratelimit-requests-remaining"] == "0"
@@ -473,9 +488,21 @@ def test_an_error_event_mid_stream_raises_in_the_client_and_is_recorded(
     fake.enqueue(
         stream=[
             message_start(40),
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Part"}},
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ial"}},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "Part"},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "ial"},
+            },
             OVERLOADED,
         ]
     )
@@ -505,7 +532,11 @@ def test_a_stream_cut_off_midway_raises_in_the_client_and_keeps_the_usage_so_far
     gateway: Gateway, fake: FakeProviderServer
 ) -> None:
     fake.enqueue(
-        stream=[message_start(40), *text_block(0, "one", " two", " three"), *message_end("end_turn", 9)],
+        stream=[
+            message_start(40),
+            *text_block(0, "one", " two", " three"),
+            *message_end("end_turn", 9),
+        ],
         reset_after=4,  # message_start, the block start and two deltas
     )
     received: list[str] = []
@@ -520,3 +551,24 @@ def test_a_stream_cut_off_midway_raises_in_the_client_and_keeps_the_usage_so_far
     (row,) = gateway.rows(1)
     assert row["status_code"] == 502 and row["error_type"] == "upstream_disconnected"
     assert row["prompt_tokens"] == 40 and row["completion_tokens"] == 1
+
+
+def test_a_stream_that_ends_before_message_stop_is_not_taken_as_complete(
+    gateway: Gateway, fake: FakeProviderServer
+) -> None:
+    # The connection closes cleanly, but the message never finished: no message_delta, no
+    # message_stop. The OpenAI SDK would end such a stream silently without an error event.
+    fake.enqueue(stream=[message_start(40), *text_block(0, "one", " two")])
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as e:
+        for chunk in gateway.client(CONFIG).chat.completions.create(
+            model="m", messages=CHAT, stream=True
+        ):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "one two"
+    assert "before it was complete" in str(e.value)
+    assert e.value.body["code"] == "upstream_incomplete"  # type: ignore[index]
+
+    (row,) = gateway.rows(1)
+    assert row["error_type"] == "upstream_incomplete"
+    assert row["prompt_tokens"] == 40 and row["usage_source"] == "provider"

@@ -33,8 +33,12 @@ def _apply(settings: Settings, doc: dict[str, Any]) -> Any:
 
 
 def _count(settings: Settings, table: sa.Table) -> int:
-    return int(run_in_store(settings, lambda c: c.execute(
-        sa.select(sa.func.count()).select_from(table)).scalar_one()))
+    return int(
+        run_in_store(
+            settings,
+            lambda c: c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one(),
+        )
+    )
 
 
 def test_example_applies_once_and_reapplying_changes_nothing(
@@ -61,10 +65,15 @@ def test_changing_a_variant_creates_a_new_immutable_version(
     changed["configs"][0]["variants"][0]["parameters"]["temperature"] = 0.7
     result = _apply(settings, changed)
     assert result.changes == ["created variant support-bot/baseline version 2"]
-    rows = run_in_store(settings, lambda c: c.execute(
-        sa.select(s.variant_versions.c.version, s.variant_versions.c.parameters)
-        .join(s.variants).where(s.variants.c.name == "baseline")
-        .order_by(s.variant_versions.c.version)).all())
+    rows = run_in_store(
+        settings,
+        lambda c: c.execute(
+            sa.select(s.variant_versions.c.version, s.variant_versions.c.parameters)
+            .join(s.variants)
+            .where(s.variants.c.name == "baseline")
+            .order_by(s.variant_versions.c.version)
+        ).all(),
+    )
     assert [(v, p["temperature"]) for v, p in rows] == [(1, 0.2), (2, 0.7)]
     assert _apply(settings, changed).changes == []
 
@@ -73,12 +82,18 @@ def test_provider_keys_are_encrypted_and_secrets_hashed_at_rest(
     database_url: str, tmp_path: Path
 ) -> None:
     settings = _settings(database_url, tmp_path)
-    doc = {"environments": ["prod"],
-           "providers": [{"slug": "p", "type": "openai", "api_key": "sk-live-PLAINTEXT-KEY"}]}
+    doc = {
+        "environments": ["prod"],
+        "providers": [{"slug": "p", "type": "openai", "api_key": "sk-live-PLAINTEXT-KEY"}],
+    }
     result = _apply(settings, doc)
     token = result.secrets["prod"]
-    dump = run_in_store(settings, lambda c: repr(
-        [c.execute(sa.select(t)).all() for t in (s.provider_credentials, s.environment_secrets)]))
+    dump = run_in_store(
+        settings,
+        lambda c: repr(
+            [c.execute(sa.select(t)).all() for t in (s.provider_credentials, s.environment_secrets)]
+        ),
+    )
     assert "sk-live-PLAINTEXT-KEY" not in dump
     assert token not in dump and token.split("_")[2] not in dump
     if settings.database_url.startswith("sqlite"):
@@ -92,14 +107,33 @@ def test_provider_keys_are_encrypted_and_secrets_hashed_at_rest(
         ({"environments": [{"slug": "Bad Slug"}]}, "environments[0].slug"),
         ({"providers": [{"slug": "x", "type": "nope"}]}, "providers[0].type"),
         ({"providers": [{"slug": "x", "type": "openai-compatible"}]}, "providers[0].base_url"),
-        ({"configs": [{"slug": "c", "variants": [{"name": "v", "model": "m"}]}]},
-         "configs[0].variants[0].provider"),
-        ({"configs": [{"slug": "c", "variants": [], "targeting": {"prod": {"variant": "x"}}}]},
-         "configs[0].targeting.prod"),
+        (
+            {"configs": [{"slug": "c", "variants": [{"name": "v", "model": "m"}]}]},
+            "configs[0].variants[0].provider",
+        ),
+        (
+            {"configs": [{"slug": "c", "variants": [], "targeting": {"prod": {"variant": "x"}}}]},
+            "configs[0].targeting.prod",
+        ),
         ({"configs": [{"slug": "c", "colour": "red"}]}, "configs[0].colour"),
-        ({"configs": [{"slug": "c", "variants": [
-            {"name": "v", "provider": "p", "model": "m", "parameters": {"model": "x"}}]}]},
-         "configs[0].variants[0].parameters.model"),
+        (
+            {
+                "configs": [
+                    {
+                        "slug": "c",
+                        "variants": [
+                            {
+                                "name": "v",
+                                "provider": "p",
+                                "model": "m",
+                                "parameters": {"model": "x"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "configs[0].variants[0].parameters.model",
+        ),
     ],
 )
 def test_invalid_documents_name_the_offending_field(doc: dict[str, Any], message: str) -> None:
@@ -116,7 +150,8 @@ def test_cli_apply_prints_secrets_only_when_it_creates_them(tmp_path: Path) -> N
     assert second.stdout.strip() == "no changes"
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers:\n  - slug: x\n    type: nope\n")
-    failed = subprocess.run([*cmd[:-1], str(bad)], env=env, capture_output=True, text=True,
-                            timeout=60)
+    failed = subprocess.run(
+        [*cmd[:-1], str(bad)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert failed.returncode == 2 and "providers[0].type" in failed.stderr
     assert "Traceback" not in failed.stderr

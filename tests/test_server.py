@@ -26,9 +26,18 @@ ROOT = Path(__file__).parent.parent
 
 def test_demo_prints_a_working_snippet_and_sigterm_flushes_its_row(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "LLMOPS_DATA_DIR": str(tmp_path / "state"), "LLMOPS_FLUSH_INTERVAL_MS": "600000"}
-    proc = subprocess.Popen([sys.executable, "-m", "llmops.cli", "demo", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "LLMOPS_DATA_DIR": str(tmp_path / "state"),
+        "LLMOPS_FLUSH_INTERVAL_MS": "600000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmops.cli", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         out = ""
         assert proc.stdout is not None
@@ -40,11 +49,14 @@ def test_demo_prints_a_working_snippet_and_sigterm_flushes_its_row(tmp_path: Pat
         key = re.search(r'api_key="([^"]+)"', out).group(1)  # type: ignore[union-attr]
         config = re.search(r'"x-llmops-config": "([^"]+)"', out).group(1)  # type: ignore[union-attr]
         _wait_port(port)
-        with openai.OpenAI(base_url=base, api_key=key, default_headers={"x-llmops-config": config},
-                           max_retries=0) as client:
+        with openai.OpenAI(
+            base_url=base, api_key=key, default_headers={"x-llmops-config": config}, max_retries=0
+        ) as client:
             reply = client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
-                metadata={"tenantSlug": "acme-corp"})
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "Hi"}],
+                metadata={"tenantSlug": "acme-corp"},
+            )
         assert reply.choices[0].message.content == DEFAULT_ANSWER
         assert reply.usage is not None and reply.usage.completion_tokens > 0
     finally:
@@ -56,11 +68,17 @@ def test_demo_prints_a_working_snippet_and_sigterm_flushes_its_row(tmp_path: Pat
     # shutdown flush (the flush interval is ten minutes).
     assert proc.returncode in (0, -15)
     settings = Settings.load({}, data_dir=tmp_path / "state")
-    assert (tmp_path / "state" / "llmops.db").exists() and (tmp_path / "state" / "secret.key").exists()
+    assert (tmp_path / "state" / "llmops.db").exists() and (
+        tmp_path / "state" / "secret.key"
+    ).exists()
     from llmops.cli import run_in_store
 
-    rows = run_in_store(settings, lambda c: c.exec_driver_sql(
-        "SELECT prompt_tokens, completion_tokens, tags FROM llm_requests").all())
+    rows = run_in_store(
+        settings,
+        lambda c: c.exec_driver_sql(
+            "SELECT prompt_tokens, completion_tokens, tags FROM llm_requests"
+        ).all(),
+    )
     assert len(rows) == 1 and rows[0][1] > 0 and "acme-corp" in rows[0][2]
 
 
@@ -83,9 +101,19 @@ def test_apply_while_serving_reaches_the_gateway_within_the_ttl(
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     doc = tmp_path / "more.yaml"
-    doc.write_text(yaml.safe_dump({"configs": [{"slug": "late-config", "variants": [
-        {"name": "v", "provider": "oai", "model": "late-model"}],
-        "targeting": {"test": {"variant": "v"}}}]}))
+    doc.write_text(
+        yaml.safe_dump(
+            {
+                "configs": [
+                    {
+                        "slug": "late-config",
+                        "variants": [{"name": "v", "provider": "oai", "model": "late-model"}],
+                        "targeting": {"test": {"variant": "v"}},
+                    }
+                ]
+            }
+        )
+    )
     apply_file(gw.settings, doc)
     time.sleep(0.6)
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -18,6 +19,8 @@ from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEn
 from llmops.gateway.snapshot import SnapshotHolder
 from llmops.gateway.state import GatewayState
 from llmops.keys import Keyring
+from llmops.observability.pricer import RecordPricer
+from llmops.observability.rollups import write_request_rollups
 from llmops.observability.writer import BatchWriter
 from llmops.settings import Settings
 from llmops.store import Store, open_store
@@ -52,8 +55,13 @@ def create_app(
     ``api_key_env``; ``extra_routes`` lets ``llmops demo`` mount its fake provider."""
     store = open_store(settings)
     keyring = Keyring.load(settings.secret_key, settings.data_dir)
+    pricer = RecordPricer()
     snapshots = SnapshotHolder(
-        store, keyring, dict(os.environ if environ is None else environ), settings.snapshot_ttl
+        store,
+        keyring,
+        dict(os.environ if environ is None else environ),
+        settings.snapshot_ttl,
+        pricer=pricer,
     )
     writer = BatchWriter(
         store,
@@ -61,6 +69,8 @@ def create_app(
         flush_interval_ms=settings.flush_interval_ms,
         max_batch_size=settings.max_batch_size,
         max_queue_size=settings.max_queue_size,
+        price=pricer,
+        after=functools.partial(write_request_rollups, indexed_tags=settings.indexed_tag_keys),
     )
     gateway = GatewayState(settings=settings, snapshots=snapshots, writer=writer)
     services = Services(settings=settings, store=store, keyring=keyring, gateway=gateway)

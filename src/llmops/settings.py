@@ -49,7 +49,9 @@ class Settings:
         "tenantSlug,feature", "Comma-separated tag keys that get daily rollups (fast breakdowns)."
     )
     log_bodies: bool = _opt(False, "Store request and response bodies (off by default).")
-    max_logged_body_bytes: int = _opt(32_768, "Largest body stored per request when logging bodies.")
+    max_logged_body_bytes: int = _opt(
+        32_768, "Largest body stored per request when logging bodies."
+    )
     log_level: str = _opt("info", "Server log level.")
 
     @property

@@ -160,7 +160,11 @@ async def _relay_stream(
         else:
             tail = translator.finish()
             await send({"type": "http.response.body", "body": tail, "more_body": False})
-            record.error_type = translator.error_type
+            if translator.error_type is not None:
+                # The provider reported an error inside the stream (or ended it early): the
+                # client got a failed answer, so the row counts as an upstream failure.
+                record.status_code = 502
+                record.error_type = translator.error_type
             return
     except (TimeoutError, aiohttp.ClientError) as e:
         timeout = isinstance(e, TimeoutError)

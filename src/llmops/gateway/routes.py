@@ -156,6 +156,7 @@ class CompletionEndpoint:
         cred = route.credential
         record.credential_slug = cred.slug
         record.provider = cred.provider_type
+        record.price_hint = cred.price_hint
         record.model = route.model
         if route.config is not None:
             record.config_id = route.config.id

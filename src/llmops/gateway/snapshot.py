@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from llmops.keys import Keyring, secret_matches, secret_prefix
+from llmops.observability.cost import PriceBook, PriceOverride
+from llmops.observability.pricer import RecordPricer, load_overrides, price_hint
 from llmops.store import Store
 from llmops.store import schema as s
 
@@ -42,6 +44,7 @@ class Credential:
     api_key: str | None
     options: Mapping[str, Any]
     disabled: bool
+    price_hint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ def load_snapshot(conn: Connection, keyring: Keyring, environ: Mapping[str, str]
             api_key=api_key,
             options=dict(r.options or {}),
             disabled=r.disabled_at is not None,
+            price_hint=price_hint(r.provider_type, r.base_url or "", r.options or {}),
         )
     variant_names = {
         r.id: r.name
@@ -196,8 +200,17 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 class SnapshotHolder:
     """Holds the current snapshot and keeps it fresh."""
 
-    def __init__(self, store: Store, keyring: Keyring, environ: Mapping[str, str], ttl: float):
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        environ: Mapping[str, str],
+        ttl: float,
+        pricer: RecordPricer | None = None,
+    ):
         self.current = Snapshot()
+        self._pricer = pricer
+        self._overrides: list[PriceOverride] | None = None
         self._store = store
         self._keyring = keyring
         self._environ = dict(environ)
@@ -205,10 +218,15 @@ class SnapshotHolder:
         self._task: asyncio.Task[None] | None = None
 
     async def reload(self) -> Snapshot:
-        self.current = await self._store.run(
-            lambda conn: load_snapshot(conn, self._keyring, self._environ)
-        )
-        return self.current
+        def load(conn: Connection) -> tuple[Snapshot, list[PriceOverride]]:
+            return load_snapshot(conn, self._keyring, self._environ), load_overrides(conn)
+
+        snapshot, overrides = await self._store.run(load)
+        if self._pricer is not None and overrides != self._overrides:
+            self._pricer.book = PriceBook(overrides)
+            self._overrides = overrides
+        self.current = snapshot
+        return snapshot
 
     async def refresh_if_changed(self) -> bool:
         version = await self._store.run(read_routing_version)

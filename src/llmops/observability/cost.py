@@ -16,15 +16,16 @@ Buckets (``usage.py`` says how tokens are counted):
 
 Where prices come from. ``PriceBook`` first applies user overrides (latest ``effective_from`` not
 after the request wins), then reads the price entries of the ``genai-prices`` library and turns
-them into our own ``ModelPrice`` (it never calls the library's ``calc_price`` on the hot path).
-Library entries can change over time (``ConditionalPrice`` with a start date or a daily time
-window) and can be tiered by prompt size (``TieredPrices``: above a threshold *all* tokens of the
-request pay the tier rate); both are kept, and chosen per request by timestamp and by
-``prompt_tokens``. Price keys for usage we do not measure (audio/image tokens, one-hour cache
-writes, web searches) are ignored, as the library itself would price them at 0 for our usage.
-Service-tier and batch variants are ignored: the gateway prices at the standard rate. A model
-billed only by units we cannot count (characters, audio hours, pages) is *unpriced*, never 0; a
-model the library lists with no prices at all is free.
+them into our own ``ModelPrice``; it never calls the library's ``calc_price`` (a test checks that
+every library entry we read agrees with it). Library entries can change over time
+(``ConditionalPrice`` with a start date or a daily time window) and can be tiered by prompt size
+(``TieredPrices``: above a threshold *all* tokens of the request pay the tier rate); both are kept,
+and chosen per request by timestamp and by ``prompt_tokens``. Price keys for usage we do not
+measure (audio/image tokens, one-hour cache writes, web searches) are ignored, as the library
+itself would price them at 0 for our usage. Service-tier and batch variants are ignored: the
+gateway prices at the standard rate. A model billed only by units we cannot count (characters,
+audio hours, pages) is *unpriced*, never 0; a model the library lists with no prices at all is
+free.
 """
 
 from __future__ import annotations

@@ -100,6 +100,8 @@ class RequestRecord:
     error_type: str | None = None
     is_streaming: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    # Not a column: the genai-prices provider id to try first when pricing (see pricer.py).
+    price_hint: str | None = None
 
     @property
     def total_cost(self) -> int | None:

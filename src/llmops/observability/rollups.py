@@ -13,21 +13,22 @@ stripped of NUL bytes (PostgreSQL rejects both), so a strange tag cannot fail a 
 
 The histogram (``schema.LATENCY_COLUMNS``) has half-octave buckets: bucket 0 counts < 1 ms, bucket
 k (1–39) counts [2^((k-1)/2), 2^(k/2)) ms and bucket 40 counts ≥ 2^19.5 ms. Summed over any range
-of rollup rows, it gives percentiles through ``estimate_percentile`` (within a few percent).
+of rollup rows, it gives percentiles through ``estimate_percentile`` (bucket width ≈ 41%, so
+estimates are typically within a few percent, worst case within one bucket).
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
-from llmops.store import schema
+from llmops.observability.records import COLUMNS
+from llmops.store import schema, upsert_insert
 
 # Lower edge of buckets 1..40; a latency's bucket is the number of edges at or below it.
 _EDGES = tuple(2 ** (k / 2) for k in range(schema.LATENCY_BUCKETS - 1))
@@ -281,20 +282,11 @@ def write_rollups(
     _upsert(conn, schema.llm_tag_values, batch.tag_value_params())
 
 
-def _insert(conn: Connection) -> Callable[[sa.Table], Any]:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"rollups are not written on {dialect}")
-
-
 def _upsert(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> None:
     """One executemany INSERT … ON CONFLICT DO UPDATE that adds ``params`` to existing rows."""
     if not params:
         return
-    stmt = _insert(conn)(table)
+    stmt = upsert_insert(conn, table)
     new, old = stmt.excluded, table.c
     update: dict[str, Any] = {}
     for column in table.c:
@@ -315,3 +307,10 @@ def _upsert(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> 
     conn.execute(
         stmt.on_conflict_do_update(index_elements=table.primary_key.columns, set_=update), params
     )
+
+
+def write_request_rollups(
+    conn: Connection, rows: Sequence[Sequence[Any]], indexed_tags: Sequence[str]
+) -> None:
+    """The batch writer's ``after`` hook: ``rows`` are llm_requests tuples in COLUMNS order."""
+    write_rollups(conn, [dict(zip(COLUMNS, r, strict=True)) for r in rows], indexed_tags)

@@ -175,7 +175,9 @@ class BatchWriter:
                     if attempt == 0:
                         continue  # maybe transient (a dropped connection); retry once at once
                     return await self._bisect(rows, e)
-                log.warning("database unreachable writing %d rows (%s)", len(rows), type(e).__name__)
+                log.warning(
+                    "database unreachable writing %d rows (%s)", len(rows), type(e).__name__
+                )
                 if attempt == _RETRIES_BEFORE_SPILL or self._stopping:
                     break
                 await asyncio.sleep(delay)
@@ -194,8 +196,9 @@ class BatchWriter:
 
     def _dead_letter(self, row: Row, error: Exception) -> None:
         self.stats.dead_lettered += 1
-        log.error("request %s can never be written (%s); kept in %s", row[0], error,
-                  self.dead_letter_path)
+        log.error(
+            "request %s can never be written (%s); kept in %s", row[0], error, self.dead_letter_path
+        )
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.dead_letter_path, "ab") as f:
             f.write(row_to_json(row) + b"\n")

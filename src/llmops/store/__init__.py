@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
 from llmops.settings import Settings
+from llmops.store import postgres, sqlite
 from llmops.store.base import Store
 from llmops.store.postgres import PostgresStore
 from llmops.store.sqlite import SQLiteStore
+
+
+def upsert_insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT construct that supports ``on_conflict_do_update``."""
+    if conn.dialect.name == "postgresql":
+        return postgres.upsert_insert(table)
+    return sqlite.upsert_insert(table)
 
 
 def open_store(settings: Settings) -> Store:
@@ -19,4 +32,4 @@ def open_store(settings: Settings) -> Store:
     return SQLiteStore(settings.sqlite_path)
 
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store", "upsert_insert"]

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from llmops.store.base import After, existing_ids
@@ -29,6 +30,11 @@ def _to_postgres(value: Any) -> Any:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode().replace("\\u0000", "")
     return value
+
+
+def upsert_insert(table: sa.Table) -> Any:
+    """INSERT with PostgreSQL's ON CONFLICT … DO UPDATE support."""
+    return postgresql.insert(table)
 
 
 class PostgresStore:

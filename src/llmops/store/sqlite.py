@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import NullPool
 
 from llmops.store.base import After, existing_ids
@@ -46,6 +47,11 @@ def _to_sqlite(value: Any) -> Any:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return value
+
+
+def upsert_insert(table: sa.Table) -> Any:
+    """INSERT with SQLite's ON CONFLICT … DO UPDATE support."""
+    return sqlite_dialect.insert(table)
 
 
 class SQLiteStore:
