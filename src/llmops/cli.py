@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from sqlalchemy import Connection
 
+from llmops import prices_cli
 from llmops.admin.apply import ApplyResult, apply_document, create_secret
 from llmops.admin.document import DocumentError, parse_document
 from llmops.keys import Keyring
@@ -22,7 +23,7 @@ from llmops.store.migrate import migrate
 T = TypeVar("T")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings.load(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
@@ -47,7 +48,7 @@ def run_in_store(settings: Settings, fn: Callable[[Connection], T]) -> T:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    applied = run_in_store(_settings(args), migrate)
+    applied = run_in_store(settings_from_args(args), migrate)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
 
@@ -59,7 +60,7 @@ def apply_file(settings: Settings, path: Path) -> ApplyResult:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         result = apply_file(settings, Path(args.file))
     except (DocumentError, yaml.YAMLError, OSError) as e:
@@ -79,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from llmops.app import create_app
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if args.migrate:
         run_in_store(settings, migrate)
     uvicorn.run(create_app(settings), **_uvicorn_options(settings))
@@ -160,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from llmops.store import schema
     from llmops.testing import FakeProvider
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     doc = parse_document(demo_document(settings.port))
     keyring = Keyring.load(settings.secret_key, settings.data_dir)
 
@@ -219,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, server=False)
     p.add_argument("file", help="YAML file (see examples/llmops.yaml)")
     p.set_defaults(fn=cmd_apply)
+    prices_cli.add_parser(sub, common)
     p = sub.add_parser("demo", help="serve a demo environment routed to a built-in fake provider")
     common(p, server=True)
     p.set_defaults(fn=cmd_demo)

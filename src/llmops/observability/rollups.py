@@ -267,7 +267,11 @@ def _params(
 
 
 def write_rollups(
-    conn: Connection, rows: Sequence[Mapping[str, Any]], indexed_tags: Sequence[str]
+    conn: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    indexed_tags: Sequence[str],
+    *,
+    tag_values: bool = True,
 ) -> None:
     """Add ``rows`` (``llm_requests`` rows keyed by column name) to the rollup tables.
 
@@ -279,7 +283,8 @@ def write_rollups(
         batch.add(row, created)
     _upsert(conn, schema.llm_rollup_hourly, batch.hourly_params())
     _upsert(conn, schema.llm_rollup_daily_tags, batch.daily_params())
-    _upsert(conn, schema.llm_tag_values, batch.tag_value_params())
+    if tag_values:  # off when rebuilding rollups of rows already counted there
+        _upsert(conn, schema.llm_tag_values, batch.tag_value_params())
 
 
 def _upsert(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> None:
