@@ -196,6 +196,9 @@ def test_upstream_reset_mid_stream_terminates_the_client_stream_and_is_logged(
     (row,) = gateway.rows(1)
     assert row["status_code"] == 502 and row["error_type"] == "upstream_disconnected"
     assert row["is_streaming"] is True
+    # No usage chunk arrived: the row says its usage is an estimate, not a silent 0.
+    assert row["usage_source"] == "estimated"
+    assert row["completion_tokens"] == 1 and row["prompt_tokens"] == 2  # 2 events; "Hello"
 
 
 def test_client_disconnect_mid_stream_is_logged_as_cancelled(
@@ -210,6 +213,10 @@ def test_client_disconnect_mid_stream_is_logged_as_cancelled(
     ).encode() + body
     with socket.create_connection(("127.0.0.1", gateway.server.port), timeout=10) as sock:
         sock.sendall(req)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        received = b""
+        while b"data:" not in received:  # leave after the first event
+            received += sock.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200")
     (row,) = gateway.rows(1)
     assert row["status_code"] == 499 and row["error_type"] == "client_disconnected"
+    assert row["usage_source"] == "estimated" and row["completion_tokens"] >= 0

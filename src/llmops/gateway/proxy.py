@@ -183,6 +183,7 @@ async def _relay_stream(
         if translator.usage is not None:
             record.usage = translator.usage
             record.usage_source = "provider"
+        record.stream_chunks = translator.chunks
         if not disconnected.done():
             disconnected.cancel()
     if record.status_code == 499:

@@ -33,6 +33,7 @@ from llmops.gateway.resolve import resolve
 from llmops.gateway.snapshot import Environment
 from llmops.gateway.state import GatewayState
 from llmops.ids import uuid7
+from llmops.observability import usage
 from llmops.observability.records import RequestRecord
 
 log = logging.getLogger("llmops.gateway")
@@ -176,19 +177,25 @@ class CompletionEndpoint:
             )
         upstream = adapter.build(self.endpoint, body, cred, stream)
         assert state.session is not None
-        await proxy.forward(
-            state.session,
-            adapter,
-            self.endpoint,
-            upstream,
-            stream,
-            wants_usage,
-            record,
-            rid_header,
-            send,
-            receive,
-            started,
-        )
+        try:
+            await proxy.forward(
+                state.session,
+                adapter,
+                self.endpoint,
+                upstream,
+                stream,
+                wants_usage,
+                record,
+                rid_header,
+                send,
+                receive,
+                started,
+            )
+        finally:
+            if record.usage is None and record.stream_chunks:
+                # Cut off before the provider reported usage: estimate, and say so.
+                record.usage = usage.estimate(body, record.stream_chunks)
+                record.usage_source = "estimated"
 
 
 class ModelsEndpoint:

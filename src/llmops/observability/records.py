@@ -102,6 +102,8 @@ class RequestRecord:
     tags: dict[str, str] = field(default_factory=dict)
     # Not a column: the genai-prices provider id to try first when pricing (see pricer.py).
     price_hint: str | None = None
+    # Not a column: stream events received, for estimating the usage of a cut-off stream.
+    stream_chunks: int = 0
 
     @property
     def total_cost(self) -> int | None:

@@ -9,6 +9,7 @@ Anthropic reports cache reads and writes *beside* ``input_tokens``, so they are 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +87,28 @@ def from_body(endpoint: str, body: Any) -> Usage | None:
     if endpoint == "responses":
         return from_responses(body.get("usage"))
     return from_openai(body.get("usage"))
+
+
+def estimate(body: Any, stream_chunks: int) -> Usage:
+    """A rough usage for a stream cut off before the provider reported any: four characters a
+    prompt token, and one output token per stream event (OpenAI-style streams send about one token
+    an event). Rows carry ``usage_source = "estimated"`` so no one mistakes it for a bill."""
+    prompt = math.ceil(_text_length(body) / 4)
+    completion = max(stream_chunks - 1, 0)  # the first event carries the role, not a token
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_length(v) for v in value)
+    if isinstance(value, dict):
+        return sum(
+            _text_length(v)
+            for k, v in value.items()
+            if k in ("messages", "content", "text", "input", "prompt", "system", "instructions")
+        )
+    return 0

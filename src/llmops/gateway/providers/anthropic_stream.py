@@ -67,6 +67,7 @@ class AnthropicStream:
         "_stopped",
         "usage",
         "error_type",
+        "chunks",
     )
 
     def __init__(self, client_wants_usage: bool) -> None:
@@ -83,9 +84,12 @@ class AnthropicStream:
         self._stopped = False
         self.usage: Usage | None = None
         self.error_type: str | None = None
+        self.chunks = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        return b"".join(self._translate(event) for event in self._splitter.feed(chunk))
+        events = self._splitter.feed(chunk)
+        self.chunks += len(events)
+        return b"".join(self._translate(event) for event in events)
 
     def finish(self) -> bytes:
         rest = self._splitter.rest()

@@ -37,6 +37,8 @@ class StreamTranslator(Protocol):
     usage: Usage | None
     # Set when the upstream stream carried an error event (the row records it).
     error_type: str | None
+    # Events received so far: estimates the output when a cut-off stream never reported usage.
+    chunks: int
 
     def feed(self, chunk: bytes) -> bytes:
         """Take bytes from upstream; return the bytes to send to the client now (maybe b"")."""

@@ -105,7 +105,7 @@ class OpenAIStream:
     completions) or ``response.completed`` (Responses API). The usage chunk the gateway asked for
     on the client's behalf is removed again."""
 
-    __slots__ = ("_splitter", "_responses", "_strip", "usage", "error_type")
+    __slots__ = ("_splitter", "_responses", "_strip", "usage", "error_type", "chunks")
 
     def __init__(self, endpoint: str, strip_usage: bool):
         self._splitter = EventSplitter()
@@ -113,11 +113,13 @@ class OpenAIStream:
         self._strip = strip_usage and not self._responses
         self.usage: Usage | None = None
         self.error_type: str | None = None
+        self.chunks = 0
 
     def feed(self, chunk: bytes) -> bytes:
         events = self._splitter.feed(chunk)
         if not events:
             return b""
+        self.chunks += len(events)
         out = []
         for event in events:
             if self._inspect(event):
