@@ -17,6 +17,7 @@ import asyncpg
 import openai
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from sqlalchemy import Connection
 
 from llmops.admin.apply import apply_document
@@ -261,6 +262,8 @@ def gateway_factory(
 ) -> Iterator[GatewayFactory]:
     started: list[Gateway] = []
     secrets: dict[str, str] = {}
+    # Gateways of one test share the database, so they share the key its provider keys use.
+    secret_key = Fernet.generate_key().decode()
 
     def make(**overrides: Any) -> Gateway:
         settings = Settings.load(
@@ -268,7 +271,7 @@ def gateway_factory(
             data_dir=tmp_path / f"data{len(started)}",
             database_url=database_url,
             flush_interval_ms=50,
-            **overrides,
+            **{"secret_key": secret_key, **overrides},
         )
         keyring = Keyring.load(settings.secret_key, settings.data_dir)
         doc = parse_document(gateway_document(fake.base_url, f"http://127.0.0.1:{free_port()}/v1"))

@@ -95,7 +95,8 @@ def test_provider_keys_are_encrypted_and_secrets_hashed_at_rest(
         ),
     )
     assert "sk-live-PLAINTEXT-KEY" not in dump
-    assert token not in dump and token.split("_")[2] not in dump
+    secret_part = token[len("llmops_12345678_") :]
+    assert token not in dump and secret_part not in dump
     if settings.database_url.startswith("sqlite"):
         raw = Path(settings.database_url.removeprefix("sqlite:///")).read_bytes()
         assert b"sk-live-PLAINTEXT-KEY" not in raw and token.encode() not in raw

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from llmops.testing import DEFAULT_ANSWER, FakeProviderServer, count_tokens
-from tests.conftest import Gateway
+from tests.conftest import Gateway, GatewayFactory
 
 HELLO = [{"role": "user", "content": "Hello, gateway"}]
 
@@ -165,3 +165,39 @@ def test_a_secret_of_one_environment_cannot_use_configs_of_another(gateway: Gate
         model="m", messages=HELLO
     )
     assert r.choices[0].message.content == DEFAULT_ANSWER
+
+
+def test_bodies_are_stored_only_when_enabled_capped_and_redacted(
+    gateway_factory: GatewayFactory, fake: FakeProviderServer
+) -> None:
+    import sqlalchemy as sa
+
+    from llmops.store import schema as s
+
+    off = gateway_factory()
+    off.client().chat.completions.create(model="m", messages=HELLO)
+    off.rows(1)
+    assert off.query(lambda c: c.execute(sa.select(s.llm_request_bodies)).all()) == []
+    on = gateway_factory(log_bodies=True, max_logged_body_bytes=300)
+    r = on.client().chat.completions.with_raw_response.create(
+        model="m", messages=HELLO, extra_body={"user_api_key": "sk-should-not-be-stored"}
+    )
+    list(on.client().chat.completions.create(model="m", messages=HELLO, stream=True))
+    on.rows(3)
+    bodies = on.query(
+        lambda c: [
+            dict(x._mapping)
+            for x in c.execute(
+                sa.select(s.llm_request_bodies).order_by(s.llm_request_bodies.c.request_id)
+            )
+        ]
+    )
+    assert len(bodies) == 2
+    first = next(b for b in bodies if str(b["request_id"]) == r.headers["x-llmops-request-id"])
+    assert "Hello, gateway" in first["request_body"]
+    assert "sk-should-not-be-stored" not in first["request_body"]
+    assert "[REDACTED]" in first["request_body"]
+    assert first["truncated"] is True  # the answer is longer than 300 bytes
+    assert len(first["response_body"]) <= 300
+    stream_body = next(b for b in bodies if b is not first)
+    assert stream_body["response_body"].startswith("data: {")

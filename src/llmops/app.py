@@ -70,6 +70,7 @@ def create_app(
         max_batch_size=settings.max_batch_size,
         max_queue_size=settings.max_queue_size,
         price=pricer,
+        body_cap=settings.max_logged_body_bytes,
         after=functools.partial(write_request_rollups, indexed_tags=settings.indexed_tag_keys),
     )
     gateway = GatewayState(settings=settings, snapshots=snapshots, writer=writer)

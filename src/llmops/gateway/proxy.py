@@ -126,6 +126,16 @@ async def _relay_body(
     headers.extend(_passed_headers(resp))
     await send({"type": "http.response.start", "status": resp.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    if record.capture_bytes:
+        record.response_body = bytearray(body[: record.capture_bytes + 1])
+
+
+def _capture(record: RequestRecord, out: bytes) -> None:
+    if record.response_body is None:
+        record.response_body = bytearray()
+    room = record.capture_bytes + 1 - len(record.response_body)  # +1 marks truncation
+    if room > 0:
+        record.response_body += out[:room]
 
 
 async def _relay_stream(
@@ -153,6 +163,8 @@ async def _relay_stream(
                 record.error_type = "client_disconnected"
                 break
             out = translator.feed(chunk)
+            if record.capture_bytes:
+                _capture(record, out)
             if out:
                 if record.ttft_ms is None:
                     record.ttft_ms = int((time.perf_counter() - started) * 1000)

@@ -141,6 +141,9 @@ class CompletionEndpoint:
         env = authenticate(state, headers)
         record.environment_id = env.id
         record.environment_name = env.slug
+        if state.settings.log_bodies:
+            record.capture_bytes = state.settings.max_logged_body_bytes
+            record.request_body = raw
         body = parse_json(raw)
         tags = parse_tags(body, headers.tags)
         record.tags = tags

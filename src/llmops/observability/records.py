@@ -104,6 +104,10 @@ class RequestRecord:
     price_hint: str | None = None
     # Not a column: stream events received, for estimating the usage of a cut-off stream.
     stream_chunks: int = 0
+    # Not columns: bodies kept for llm_request_bodies when LLMOPS_LOG_BODIES is on (0 = off).
+    capture_bytes: int = 0
+    request_body: bytes | None = None
+    response_body: bytearray | None = None
 
     @property
     def total_cost(self) -> int | None:

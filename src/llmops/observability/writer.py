@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
+from llmops.observability.bodies import body_rows, write_bodies
 from llmops.observability.records import COLUMNS, RequestRecord, row_from_json, row_to_json
 from llmops.store import Store
 from llmops.store import schema as s
@@ -61,6 +64,7 @@ class BatchWriter:
         max_queue_size: int = 100_000,
         price: Callable[[RequestRecord], None] | None = None,
         after: After | None = None,
+        body_cap: int = 32_768,
     ):
         self.store = store
         self.flush_interval = flush_interval_ms / 1000
@@ -71,6 +75,9 @@ class BatchWriter:
         self.stats = WriterStats()
         self._price = price
         self._after = after
+        self.body_cap = body_cap
+        # Bodies of the batch being written (LLMOPS_LOG_BODIES); not spilled with their rows.
+        self._bodies: dict[Any, dict[str, Any]] = {}
         self._queue: collections.deque[RequestRecord] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -114,8 +121,13 @@ class BatchWriter:
             return
         while self._queue:
             n = min(self.max_batch_size, len(self._queue))
-            batch = [self._to_row(self._queue.popleft()) for _ in range(n)]
-            if not await self._write(batch):
+            records = [self._queue.popleft() for _ in range(n)]
+            batch = [self._to_row(r) for r in records]
+            if any(r.capture_bytes for r in records):
+                self._bodies = body_rows(records, self.body_cap)
+            ok = await self._write(batch)
+            self._bodies = {}
+            if not ok:
                 self._spill(batch)
                 self._spill_queue()
                 return
@@ -159,13 +171,23 @@ class BatchWriter:
         except Exception:
             return False
 
+    def _after_insert(self, conn: Connection, inserted: Sequence[Sequence[Any]]) -> None:
+        if self._after is not None:
+            self._after(conn, inserted)
+        if self._bodies:
+            write_bodies(conn, self._bodies, inserted)
+
     async def _write(self, rows: list[Row], dedupe: bool = False) -> bool:
         """Write ``rows``; False if the database is unreachable (the caller spills them)."""
         delay = 0.05
         for attempt in range(_RETRIES_BEFORE_SPILL + 1):
             try:
                 self.stats.written += await self.store.insert_rows(
-                    s.llm_requests, COLUMNS, rows, dedupe=dedupe or attempt > 0, after=self._after
+                    s.llm_requests,
+                    COLUMNS,
+                    rows,
+                    dedupe=dedupe or attempt > 0,
+                    after=self._after_insert,
                 )
                 self.stats.flushes += 1
                 return True
