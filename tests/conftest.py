@@ -336,3 +336,16 @@ def http(
         return HttpResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
         conn.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[TempPostgres]:
+    """A PostgreSQL server of the test's own, to stop and start."""
+    try:
+        pg = TempPostgres(free_port()).start()
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("PostgreSQL is not installed here (CI installs it)")
+    yield pg
+    pg.stop()

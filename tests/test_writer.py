@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from llmops.ids import uuid7
@@ -20,7 +18,6 @@ from llmops.settings import Settings
 from llmops.store import PostgresStore, Store, open_store
 from llmops.store import schema as s
 from llmops.store.migrate import migrate
-from llmops.testing import free_port
 from tests.pg import TempPostgres
 
 
@@ -103,17 +100,6 @@ def test_a_row_that_can_never_be_written_is_isolated(database_url: str, tmp_path
         await store.close()
 
     asyncio.run(go())
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[TempPostgres]:
-    """A PostgreSQL server of this test's own, to stop and start."""
-    try:
-        pg = TempPostgres(free_port()).start()
-    except FileNotFoundError:
-        pytest.skip("PostgreSQL is not installed here (CI installs it)")
-    yield pg
-    pg.stop()
 
 
 def test_database_outage_spills_and_replays_every_row_exactly_once(

@@ -55,7 +55,8 @@ TIME_COLUMNS = frozenset({"created_at"})
 
 def row_to_json(row: tuple[Any, ...]) -> bytes:
     """A row as one JSON line (for the spill and dead-letter files)."""
-    return orjson.dumps(dict(zip(COLUMNS, row, strict=True)))
+    # default=str: ids read back from PostgreSQL are asyncpg UUIDs, which orjson does not know.
+    return orjson.dumps(dict(zip(COLUMNS, row, strict=True)), default=str)
 
 
 def row_from_json(line: bytes) -> tuple[Any, ...]:

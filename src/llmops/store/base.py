@@ -35,7 +35,8 @@ class Store(Protocol):
         after: After | None = None,
     ) -> int:
         """Insert ``rows`` in one transaction, the fastest way the backend offers (COPY on
-        PostgreSQL), and call ``after(conn, inserted)`` in that same transaction. With ``dedupe``,
+        PostgreSQL), and call ``after(conn, inserted)`` in that same transaction (before or after
+        the insert: the two commit together or not at all). With ``dedupe``,
         rows whose ``id`` (the first column) is already stored are skipped — used when retrying a
         batch whose earlier attempt may have committed. Returns the number of rows inserted."""
         ...

@@ -67,14 +67,20 @@ class PostgresStore:
                 todo = [r for r in rows if r[0] not in seen]
             if not todo:
                 return 0
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            records = [tuple(map(_to_postgres, r)) for r in todo]
-            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+            # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement; COPY
+            # goes around it, so a statement must come first or the COPY would autocommit on its
+            # own (rows without their rollups if the connection then dies).
             if after is not None:
                 hook = after
                 await conn.run_sync(lambda c: hook(c, todo))
+            else:
+                await conn.execute(sa.text("SELECT 1"))
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver.is_in_transaction()
+            records = [tuple(map(_to_postgres, r)) for r in todo]
+            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
             return len(todo)
 
     async def ping(self) -> None:
