@@ -62,6 +62,7 @@ class Received:
     path: str
     headers: dict[str, str]
     json: Any
+    query: str = ""
 
 
 class ResetConnection(Exception):
@@ -107,7 +108,8 @@ class FakeProvider:
         body = orjson.loads(raw) if raw else None
         path = scope["path"]
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Received(scope["method"], path, headers, body))
+        query = scope.get("query_string", b"").decode()
+        self.requests.append(Received(scope["method"], path, headers, body, query))
         script = self._next()
         if script.delay:
             await asyncio.sleep(script.delay)
