@@ -4,6 +4,7 @@ the gateway served by uvicorn in a thread, called with the official openai clien
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import time
@@ -17,10 +18,12 @@ import asyncpg
 import openai
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import Connection
 
 from llmops.admin.apply import apply_document
+from llmops.admin.auth import Passwords, create_api_token, create_user, find_user
 from llmops.admin.document import parse_document
 from llmops.app import GATEWAY_PREFIX, Services, create_app
 from llmops.cli import run_in_store
@@ -198,6 +201,15 @@ def gateway_document(fake_base_url: str, dead_url: str) -> dict[str, Any]:
     }
 
 
+TEST_ADMIN = "tester"
+TEST_ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def cheap_passwords() -> Passwords:
+    """Fast argon2 parameters, for tests only (the app always hashes at argon2-cffi's defaults)."""
+    return Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -225,6 +237,23 @@ class Gateway:
 
     def query(self, fn: Callable[[Connection], Any]) -> Any:
         return run_in_store(self.settings, fn)
+
+    @functools.cached_property
+    def admin_token(self) -> str:
+        """An admin API token; user ``tester`` (TEST_ADMIN_PASSWORD) is created on first use."""
+
+        def make(conn: Connection) -> str:
+            user = find_user(conn, TEST_ADMIN) or create_user(
+                conn, TEST_ADMIN, TEST_ADMIN_PASSWORD, passwords=cheap_passwords()
+            )
+            return create_api_token(conn, user.id, "tests").token
+
+        token: str = self.query(make)
+        return token
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     def rows(self, count: int | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The request rows, waiting until at least ``count`` have been written."""

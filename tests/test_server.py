@@ -146,7 +146,7 @@ def test_health_ready_and_metrics(gateway: Gateway) -> None:
     assert ready.status_code == 200 and ready.json()["ready"] is True
     gateway.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     gateway.rows(1)
-    metrics = http("GET", gateway.server.url + "/metrics").text
+    metrics = http("GET", gateway.server.url + "/metrics", headers=gateway.admin_headers).text
     assert "llmops_log_rows_written_total 1" in metrics
 
 
@@ -166,3 +166,59 @@ def test_every_setting_is_documented() -> None:
 
 def test_public_surface() -> None:
     assert llmops.__all__ == ["Settings", "__version__"]
+
+
+def test_serve_with_two_workers_lands_every_row_once(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    import sqlalchemy as sa
+
+    from llmops.cli import run_in_store
+    from llmops.store import schema as s
+    from tests.conftest import gateway_document
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "LLMOPS_DATA_DIR": str(tmp_path / "state"),
+        "LLMOPS_FLUSH_INTERVAL_MS": "100",
+    }
+    doc = tmp_path / "doc.yaml"
+    doc.write_text(yaml.safe_dump(gateway_document(fake.base_url, "http://127.0.0.1:9/v1")))
+    out = subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "apply", str(doc)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    secret = out.split("secret for environment test (shown once, store it now): ")[1].split()[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmops.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        ids = set()
+        with openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1",
+            api_key=secret,
+            max_retries=0,
+            default_headers={"x-llmops-config": "chat"},
+        ) as client:
+            for _ in range(40):
+                raw = client.chat.completions.with_raw_response.create(
+                    model="m", messages=[{"role": "user", "content": "x"}]
+                )
+                ids.add(raw.headers["x-llmops-request-id"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    settings = Settings.load({}, data_dir=tmp_path / "state")
+    stored = run_in_store(
+        settings, lambda c: [str(i) for i in c.execute(sa.select(s.llm_requests.c.id)).scalars()]
+    )
+    assert sorted(stored) == sorted(ids)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from llmops.admin.web import AdminWeb
 from llmops.gateway.proxy import new_session
 from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEndpoint
 from llmops.gateway.snapshot import SnapshotHolder
@@ -52,7 +53,10 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Build the app. ``environ`` (default ``os.environ``, read now) supplies provider keys named by
-    ``api_key_env``; ``extra_routes`` lets ``llmops demo`` mount its fake provider."""
+    ``api_key_env``; ``extra_routes`` lets ``llmops demo`` mount its fake provider.
+
+    Every route needs an admin (session cookie or admin API token) except those made public here
+    (the gateway, health checks, ``extra_routes``) and by ``AdminWeb`` (login page, static)."""
     store = open_store(settings)
     keyring = Keyring.load(settings.secret_key, settings.data_dir)
     pricer = RecordPricer()
@@ -75,6 +79,11 @@ def create_app(
     )
     gateway = GatewayState(settings=settings, snapshots=snapshots, writer=writer)
     services = Services(settings=settings, store=store, keyring=keyring, gateway=gateway)
+    public = [GATEWAY_PREFIX + "/*", "/v1/*", "/healthz", "/readyz"]
+    public += [
+        r.path + "/*" if isinstance(r, Mount) else getattr(r, "path", "") for r in extra_routes
+    ]
+    admin = AdminWeb(settings, store, public=public)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,6 +95,7 @@ def create_app(
                 raise PendingMigrations(
                     f"the database needs migrations {', '.join(missing)}: run `llmops migrate`"
                 )
+        await admin.start()
         await snapshots.reload()
         snapshots.start()
         writer.start()
@@ -145,5 +155,11 @@ def create_app(
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    admin.install(app)
     app.state.services = services
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app built from ``LLMOPS_*`` environment variables (``llmops serve --workers N``)."""
+    return create_app(Settings.load())

@@ -1,9 +1,11 @@
-"""The ``llmops`` command: serve, migrate, apply, demo."""
+"""The ``llmops`` command: serve, migrate, apply, demo, admin."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +15,9 @@ import yaml
 from sqlalchemy import Connection
 
 from llmops import prices_cli
+from llmops.admin import auth
 from llmops.admin.apply import ApplyResult, apply_document, create_secret
+from llmops.admin.audit import CLI_ACTOR, record_audit
 from llmops.admin.document import DocumentError, parse_document
 from llmops.keys import Keyring
 from llmops.settings import Settings, describe
@@ -81,8 +85,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from llmops.app import create_app
 
     settings = settings_from_args(args)
-    if args.migrate:
-        run_in_store(settings, migrate)
+    if args.migrate or not settings.is_postgres:
+        run_in_store(settings, migrate)  # once, before any worker starts
+    if args.workers > 1:
+        # Each worker process builds its own app (own writer, own upstream pool) from the
+        # environment, so the flags are handed down as LLMOPS_* variables.
+        for flag in ("host", "port", "database_url", "data_dir"):
+            value = getattr(settings, flag)
+            os.environ[f"LLMOPS_{flag.upper()}"] = str(value)
+        uvicorn.run(
+            "llmops.app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            **_uvicorn_options(settings),
+        )
+        return 0
     uvicorn.run(create_app(settings), **_uvicorn_options(settings))
     return 0
 
@@ -188,6 +205,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise ValueError("the passwords differ")
+    return password
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    try:
+        password = _read_password(args)
+        auth.check_password_policy(password)
+    except (ValueError, EOFError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def create(conn: Connection) -> auth.User:
+        user = auth.create_user(conn, args.username, password)
+        record_audit(conn, CLI_ACTOR, "admin_user.create", "admin_user", user.id)
+        return user
+
+    try:
+        run_in_store(settings, create)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"created admin user {args.username}")
+    return 0
+
+
+def cmd_admin_token_create(args: argparse.Namespace) -> int:
+    def create(conn: Connection) -> auth.NewApiToken | None:
+        user = auth.find_user(conn, args.username)
+        if user is None:
+            return None
+        new = auth.create_api_token(conn, user.id, args.name)
+        details = {"name": args.name.strip(), "user": user.username}
+        record_audit(conn, CLI_ACTOR, "admin_token.create", "admin_api_token", new.prefix, details)
+        return new
+
+    try:
+        new = run_in_store(settings_from_args(args), create)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if new is None:
+        print(f"error: no admin user {args.username!r}", file=sys.stderr)
+        return 1
+    print(f"admin API token {new.prefix} (shown once, store it now):", file=sys.stderr)
+    print(new.token)
+    return 0
+
+
+def cmd_admin_token_revoke(args: argparse.Namespace) -> int:
+    def revoke(conn: Connection) -> bool:
+        done = auth.revoke_api_token(conn, args.prefix)
+        if done:
+            record_audit(conn, CLI_ACTOR, "admin_token.revoke", "admin_api_token", args.prefix)
+        return done
+
+    if not run_in_store(settings_from_args(args), revoke):
+        print(f"error: no live admin API token {args.prefix!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.prefix}")
+    return 0
+
+
+def _admin_parser(sub: Any, common: Callable[[argparse.ArgumentParser, bool], None]) -> None:
+    admin = sub.add_parser("admin", help="dashboard and admin-API users and tokens")
+    commands = admin.add_subparsers(dest="admin_command", required=True)
+    p = commands.add_parser("create", help="create an admin user")
+    common(p, False)
+    p.add_argument("username")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (else prompt for it)",
+    )
+    p.set_defaults(fn=cmd_admin_create)
+    token = commands.add_parser("token", help="admin API tokens (Authorization: Bearer …)")
+    tokens = token.add_subparsers(dest="token_command", required=True)
+    p = tokens.add_parser("create", help="create a token acting as USERNAME; printed once")
+    common(p, False)
+    p.add_argument("username")
+    p.add_argument("--name", required=True, help="what the token is for, e.g. 'grafana'")
+    p.set_defaults(fn=cmd_admin_token_create)
+    p = tokens.add_parser("revoke", help="revoke a token by its prefix (llmops_admin_…)")
+    common(p, False)
+    p.add_argument("prefix")
+    p.set_defaults(fn=cmd_admin_token_revoke)
+
+
 def _parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(
         f"  {name} (default {default}): {text}" for name, default, text in describe()
@@ -210,6 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the gateway")
     common(p, server=True)
     p.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("migrate", help="apply pending database migrations")
     common(p, server=False)
@@ -224,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="serve a demo environment routed to a built-in fake provider")
     common(p, server=True)
     p.set_defaults(fn=cmd_demo)
+    _admin_parser(sub, common)
     return parser
 
 

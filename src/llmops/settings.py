@@ -9,6 +9,7 @@ when the routing snapshot is built.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,38 @@ from typing import Any
 
 def _opt(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
+
+
+class Secret:
+    """A string setting that never shows itself: ``repr``, ``str`` and the docs print a mask.
+
+    ``reveal()`` is the one way to read it, so each use is easy to find.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(
+            self._value.encode(), other._value.encode()
+        )
+
+    def __hash__(self) -> int:
+        return hash(Secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +86,26 @@ class Settings:
         32_768, "Largest body stored per request when logging bodies."
     )
     log_level: str = _opt("info", "Server log level.")
+    admin_password: Secret = _opt(
+        Secret(),
+        "Password of a user `admin` created at start-up if no admin user exists yet "
+        "(at least 12 characters; never logged).",
+    )
+    metrics_public: bool = _opt(
+        False, "Serve /metrics without admin authentication (else send an admin API token)."
+    )
+    cookie_secure: bool = _opt(
+        False,
+        "Always mark the session cookie Secure (it is on https requests anyway); set it behind "
+        "a TLS proxy that does not send X-Forwarded-Proto.",
+    )
+    session_idle_timeout: int = _opt(
+        12 * 3600, "Seconds of inactivity after which a dashboard session ends."
+    )
+    session_max_age: int = _opt(7 * 24 * 3600, "Seconds after login at which a session ends.")
+    login_rate_limit: int = _opt(
+        10, "Failed dashboard logins allowed per client address per minute (429 beyond)."
+    )
 
     @property
     def sqlite_path(self) -> Path:
@@ -90,11 +143,26 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1–65535, got {self.port}")
-        for name in ("max_body_bytes", "upstream_pool_size", "max_batch_size", "max_queue_size"):
+        for name in (
+            "max_body_bytes",
+            "upstream_pool_size",
+            "max_batch_size",
+            "max_queue_size",
+            "session_idle_timeout",
+            "session_max_age",
+            "login_rate_limit",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.database_url and not (self.is_postgres or self.database_url.startswith("sqlite")):
             raise ValueError("database_url must start with postgresql:// or sqlite://")
+        if self.admin_password:
+            from llmops.admin.auth import MIN_PASSWORD_LENGTH
+
+            if len(self.admin_password.reveal()) < MIN_PASSWORD_LENGTH:
+                raise ValueError(
+                    f"LLMOPS_ADMIN_PASSWORD must be at least {MIN_PASSWORD_LENGTH} characters"
+                )
 
 
 def _field(name: str) -> dataclasses.Field[Any]:
@@ -113,6 +181,8 @@ def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
             return kind(raw)
         if kind is str:
             return raw
+        if kind is Secret:
+            return Secret(raw)
         return Path(raw)
     except ValueError:
         raise ValueError(

@@ -34,27 +34,7 @@ from llmops.store import schema, upsert_insert
 _EDGES = tuple(2 ** (k / 2) for k in range(schema.LATENCY_BUCKETS - 1))
 
 # Additive counters, in schema order; `_contribution` yields one row's share in this order.
-_COUNTS = (
-    "requests",
-    "errors",
-    "unpriced",
-    "usage_missing",
-    "streams",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "input_cost",
-    "cached_cost",
-    "cache_write_cost",
-    "output_cost",
-    "total_cost",
-    "latency_sum",
-    "ttft_sum",
-    "ttft_count",
-)
+_COUNTS = schema.ROLLUP_COUNTERS
 _SUMMED = _COUNTS[5:16]  # summed straight from the request columns of the same name
 _NAMES = ("environment_name", "config_slug", "variant_name")
 _ADDITIVE = frozenset((*_COUNTS, *schema.LATENCY_COLUMNS))

@@ -209,28 +209,32 @@ LATENCY_BUCKETS = 41
 LATENCY_COLUMNS = tuple(f"lat_h{k:02d}" for k in range(LATENCY_BUCKETS))
 
 
+# The additive counters of both rollup tables, in column order.
+ROLLUP_COUNTERS = (
+    "requests",
+    "errors",
+    "unpriced",  # rows with usage but no price
+    "usage_missing",
+    "streams",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "input_cost",
+    "cached_cost",
+    "cache_write_cost",
+    "output_cost",
+    "total_cost",
+    "latency_sum",
+    "ttft_sum",
+    "ttft_count",
+)
+
+
 def _metrics(histogram: bool) -> list[sa.Column[Any]]:
-    counts = [
-        "requests",
-        "errors",
-        "unpriced",  # rows with usage but no price
-        "usage_missing",
-        "streams",
-        "prompt_tokens",
-        "completion_tokens",
-        "total_tokens",
-        "cached_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "input_cost",
-        "cached_cost",
-        "cache_write_cost",
-        "output_cost",
-        "total_cost",
-        "latency_sum",
-        "ttft_sum",
-        "ttft_count",
-    ]
+    counts = ROLLUP_COUNTERS
     cols = [sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in counts]
     cols += [sa.Column("latency_min", sa.Integer), sa.Column("latency_max", sa.Integer)]
     if histogram:
@@ -289,4 +293,61 @@ llm_tag_values = sa.Table(
     sa.Column("tag_value", sa.String(512), primary_key=True),
     sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("last_seen", UTC_TIME, nullable=False),
+)
+
+# Dashboard and admin-API users. Passwords are argon2id hashes; a user is disabled, never deleted,
+# so that the audit log keeps pointing at someone.
+admin_users = sa.Table(
+    "admin_users",
+    metadata,
+    _id(),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    _created(),
+    sa.Column("disabled_at", UTC_TIME),
+)
+
+# Dashboard sessions. The id is the SHA-256 of the cookie value: a leaked table opens no session.
+admin_sessions = sa.Table(
+    "admin_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id", sa.Uuid, sa.ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False
+    ),
+    _created(),
+    sa.Column("expires_at", UTC_TIME, nullable=False),  # absolute limit; idle limit is on top
+    sa.Column("last_seen_at", UTC_TIME, nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Index("ix_admin_sessions_expires_at", "expires_at"),
+)
+
+# Admin API tokens, ``llmops_admin_<8 hex>_<random>``: the prefix is public, the rest only hashed.
+admin_api_tokens = sa.Table(
+    "admin_api_tokens",
+    metadata,
+    _id(),
+    sa.Column(
+        "user_id", sa.Uuid, sa.ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    _created(),
+    sa.Column("last_used_at", UTC_TIME),
+    sa.Column("revoked_at", UTC_TIME),
+)
+
+# Who changed what. actor: a username, "token:<prefix>" or "cli".
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _id(),
+    _created(),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(64), nullable=False),
+    sa.Column("target_id", sa.String(200)),
+    sa.Column("details", JSON, nullable=False),
+    sa.Index("ix_audit_log_created_at", "created_at"),
 )

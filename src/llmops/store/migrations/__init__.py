@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
-from llmops.store.migrations import m0001_initial, m0002_observability
+from llmops.store.migrations import m0001_initial, m0002_observability, m0003_admin
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", m0001_initial.upgrade),
     ("0002_observability", m0002_observability.upgrade),
+    ("0003_admin", m0003_admin.upgrade),
 ]
