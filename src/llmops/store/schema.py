@@ -351,3 +351,15 @@ audit_log = sa.Table(
     sa.Column("details", JSON, nullable=False),
     sa.Index("ix_audit_log_created_at", "created_at"),
 )
+
+# Analytics indexes (migration 0004): a tenant's daily rollups without reading every tag's rows,
+# and request lists sorted by cost without sorting the whole range.
+ix_rollup_daily_tags_tag = sa.Index(
+    "ix_rollup_daily_tags_tag",
+    llm_rollup_daily_tags.c.tag_key,
+    llm_rollup_daily_tags.c.tag_value,
+    llm_rollup_daily_tags.c.bucket,
+)
+ix_llm_requests_cost = sa.Index(
+    "ix_llm_requests_cost", llm_requests.c.total_cost, llm_requests.c.id
+)

@@ -12,10 +12,16 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
-from llmops.store.migrations import m0001_initial, m0002_observability, m0003_admin
+from llmops.store.migrations import (
+    m0001_initial,
+    m0002_observability,
+    m0003_admin,
+    m0004_query_indexes,
+)
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", m0001_initial.upgrade),
     ("0002_observability", m0002_observability.upgrade),
     ("0003_admin", m0003_admin.upgrade),
+    ("0004_query_indexes", m0004_query_indexes.upgrade),
 ]

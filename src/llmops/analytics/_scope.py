@@ -1,0 +1,264 @@
+"""Which table answers a query, and the WHERE clauses that apply the filters to each table.
+
+A query is cut into time *segments*, each answered by one source:
+
+- ``hourly`` (``llm_rollup_hourly``) when every filter and grouping maps to its key columns:
+  environment, config, variant, provider, model, endpoint and status *classes* (``success``,
+  ``error``, ``4xx``…, or a code that is its own class such as 499); groupings by those or by
+  hour/day. No tag, streaming, latency or cost filter.
+- ``daily`` (``llm_rollup_daily_tags``) when exactly one tag key is involved (filtered, grouped by,
+  or both), that key is in ``indexed_tags``, and everything else maps to its keys (as hourly, minus
+  endpoint; time only by day).
+- ``raw`` (``llm_requests``) otherwise, and for the partial hours (days) at the edges of a range
+  that is not aligned: a rollup answers the whole hours (days) in the middle and raw rows the rest,
+  so ``range=7d`` at 10:37 still reads rollups for all but two partial hours.
+
+Counters and sums are additive, so segments combine exactly; ``force="raw"`` reads only raw rows
+and gives the same counters (tests compare the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from llmops.analytics import dialect
+from llmops.analytics.filters import Filters
+from llmops.analytics.lookups import resolve_ids
+from llmops.observability.rollups import status_class
+from llmops.store import schema as s
+
+Source = Literal["raw", "hourly", "daily"]
+Force = Literal["raw", "rollup"] | None
+
+HOURLY_DIMS = frozenset(
+    ("model", "provider", "config", "variant", "environment", "endpoint", "status")
+)
+DAILY_DIMS = HOURLY_DIMS - {"endpoint"}
+_TAG_VALUE_MAX = 512
+_STEP = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+class NotFromRollups(ValueError):
+    """``force="rollup"`` was asked of a query that the rollups cannot answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    source: Source
+    start: dt.datetime
+    end: dt.datetime
+    tag_key: str | None = None  # the tag key a daily segment reads
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Filters with entity names resolved to ids, bound to one connection's dialect."""
+
+    f: Filters
+    dialect: str
+    environment_ids: frozenset[uuid.UUID] | None
+    config_ids: frozenset[uuid.UUID] | None
+    variant_ids: frozenset[uuid.UUID] | None
+
+    @property
+    def tag_key(self) -> str | None:
+        """The one tag key filtered on, if exactly one is."""
+        return self.f.tags[0][0] if len(self.f.tags) == 1 else None
+
+
+def open_scope(conn: Connection, f: Filters) -> Scope:
+    def ids(entity: Literal["environment", "config", "variant"], values: Collection[str]) -> Any:
+        return resolve_ids(conn, entity, values, f.start, f.end) if values else None
+
+    return Scope(
+        f=f,
+        dialect=conn.dialect.name,
+        environment_ids=ids("environment", f.environments),
+        config_ids=ids("config", f.configs),
+        variant_ids=ids("variant", f.variants),
+    )
+
+
+def floor(moment: dt.datetime, unit: str) -> dt.datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if unit == "day" else moment
+
+
+def ceil(moment: dt.datetime, unit: str) -> dt.datetime:
+    down = floor(moment, unit)
+    return down if down == moment else down + _STEP[unit]
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _common_blocker(f: Filters) -> str | None:
+    if f.streaming is not None:
+        return "a streaming filter"
+    if (f.min_latency, f.max_latency, f.min_cost, f.max_cost) != (None, None, None, None):
+        return "a latency or cost range"
+    for word in f.statuses:
+        if word.isdigit() and status_class(int(word)) != word:
+            return f"status {word} (rollups keep status classes)"
+    return None
+
+
+def _hourly_blocker(f: Filters, dims: Sequence[str]) -> str | None:
+    if f.tags:
+        return "a tag filter"
+    for dim in dims:
+        if dim not in HOURLY_DIMS and dim not in ("time:hour", "time:day"):
+            return f"grouping by {dim}"
+    return _common_blocker(f)
+
+
+def _tag_keys(f: Filters, dims: Sequence[str]) -> list[str]:
+    return sorted({key for key, _ in f.tags} | {d[4:] for d in dims if d.startswith("tag:")})
+
+
+def _daily_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str]) -> str | None:
+    keys = _tag_keys(f, dims)
+    if len(keys) != 1:
+        return "more than one tag key" if keys else "no tag key"
+    (key,) = keys
+    if key not in indexed_tags:
+        return f"tag {key!r}, which is not indexed"
+    if "\x00" in key or len(key) > 64:
+        return "a tag key that rollups cannot store"
+    values = [v for _, vs in f.tags for v in vs]
+    if any(len(v) > _TAG_VALUE_MAX or "\x00" in v for v in values):
+        return "a tag value that rollups cannot store"
+    if f.endpoints:
+        return "an endpoint filter"
+    for dim in dims:
+        if dim not in DAILY_DIMS and dim not in ("time:day", f"tag:{key}"):
+            return f"grouping by {dim}"
+    return _common_blocker(f)
+
+
+def plan(
+    f: Filters, dims: Sequence[str], indexed_tags: Collection[str], force: Force
+) -> list[Segment]:
+    """The segments that answer a query grouped by ``dims`` (see the module docstring)."""
+    whole = [Segment("raw", f.start, f.end)]
+    if force == "raw":
+        return whole
+    tag_key: str | None = None
+    hourly = _hourly_blocker(f, dims)
+    if hourly is None:
+        source: Source = "hourly"
+        unit = "hour"
+    elif (daily := _daily_blocker(f, dims, indexed_tags)) is None:
+        source, unit = "daily", "day"
+        tag_key = _tag_keys(f, dims)[0]
+    else:
+        if force == "rollup":
+            raise NotFromRollups(f"rollups cannot answer {hourly}; daily tag rollups: {daily}")
+        return whole
+    low, high = ceil(f.start, unit), floor(f.end, unit)
+    if low >= high:
+        return whole
+    out = [Segment(source, low, high, tag_key)]
+    if f.start < low:
+        out.insert(0, Segment("raw", f.start, low))
+    if high < f.end:
+        out.append(Segment("raw", high, f.end))
+    return out
+
+
+def describe(segments: Sequence[Segment]) -> str:
+    """``raw``, ``hourly``, ``daily`` or a mix such as ``hourly+raw``: which tables answered."""
+    rollups = sorted({seg.source for seg in segments if seg.source != "raw"})
+    raw = any(seg.source == "raw" for seg in segments)
+    return "+".join([*rollups, *(["raw"] if raw else [])])
+
+
+# --- WHERE clauses ----------------------------------------------------------------------------
+
+
+def _ids_in(
+    column: ColumnElement[Any], ids: frozenset[uuid.UUID], as_text: bool
+) -> ColumnElement[bool]:
+    values: list[Any] = sorted(str(u) for u in ids) if as_text else sorted(ids)
+    return column.in_(values) if values else sa.false()
+
+
+def _raw_status(code: ColumnElement[int], word: str) -> ColumnElement[bool]:
+    if word in ("success", "2xx"):
+        return code.between(200, 299)
+    if word == "error":
+        return sa.not_(code.between(200, 299))
+    if word == "4xx":
+        return sa.and_(code.between(400, 499), code != 499)
+    if word == "5xx":
+        return code.between(500, 599)
+    return code == int(word)
+
+
+def _rollup_status(klass: ColumnElement[str], word: str) -> ColumnElement[bool]:
+    if word in ("success", "2xx"):
+        return klass == "2xx"
+    if word == "error":
+        return klass != "2xx"
+    return klass == word
+
+
+def raw_where(scope: Scope, start: dt.datetime, end: dt.datetime) -> list[ColumnElement[bool]]:
+    """Conditions selecting the filtered ``llm_requests`` rows created in ``[start, end)``."""
+    f, c = scope.f, s.llm_requests.c
+    out: list[ColumnElement[bool]] = [c.created_at >= start, c.created_at < end]
+    out += _key_where(scope, s.llm_requests, as_text=False)
+    if f.statuses:
+        out.append(sa.or_(*(_raw_status(c.status_code, w) for w in f.statuses)))
+    if f.streaming is not None:
+        out.append(c.is_streaming.is_(sa.true() if f.streaming else sa.false()))
+    for key, values in f.tags:
+        out.append(dialect.tag_in(scope.dialect, c.tags, key, values))
+    bounds = ((c.latency_ms, f.min_latency, f.max_latency), (c.total_cost, f.min_cost, f.max_cost))
+    for column, low, high in bounds:
+        if low is not None:
+            out.append(column >= low)
+        if high is not None:
+            out.append(column <= high)
+    return out
+
+
+def rollup_where(scope: Scope, seg: Segment) -> list[ColumnElement[bool]]:
+    """Conditions selecting the rollup rows of a ``hourly`` or ``daily`` segment."""
+    f = scope.f
+    table = s.llm_rollup_hourly if seg.source == "hourly" else s.llm_rollup_daily_tags
+    out: list[ColumnElement[bool]] = [table.c.bucket >= seg.start, table.c.bucket < seg.end]
+    out += _key_where(scope, table, as_text=True)
+    if seg.tag_key is not None:
+        out.append(table.c.tag_key == seg.tag_key)
+    if f.statuses:
+        out.append(sa.or_(*(_rollup_status(table.c.status_class, w) for w in f.statuses)))
+    for _key, values in f.tags:
+        out.append(table.c.tag_value.in_(values))
+    return out
+
+
+def _key_where(scope: Scope, table: sa.Table, as_text: bool) -> list[ColumnElement[bool]]:
+    f, c = scope.f, table.c
+    out: list[ColumnElement[bool]] = []
+    for name, ids in (
+        ("environment_id", scope.environment_ids),
+        ("config_id", scope.config_ids),
+        ("variant_id", scope.variant_ids),
+    ):
+        if ids is not None:
+            out.append(_ids_in(c[name], ids, as_text))
+    for name, values in (("provider", f.providers), ("model", f.models)):
+        if values:
+            out.append(c[name].in_(values))
+    if f.endpoints and "endpoint" in c:
+        out.append(c.endpoint.in_(f.endpoints))
+    return out
