@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from llmops.admin.web import AdminWeb
+from llmops.analytics.api import AnalyticsAPI
 from llmops.gateway.proxy import new_session
 from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEndpoint
 from llmops.gateway.snapshot import SnapshotHolder
@@ -152,6 +153,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *AnalyticsAPI(store, settings.indexed_tag_keys).routes(),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
