@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import yaml
 from sqlalchemy import Connection
 
-from llmops import prices_cli
+from llmops import demo, prices_cli
 from llmops.admin import auth
-from llmops.admin.apply import ApplyResult, apply_document, create_secret
+from llmops.admin.apply import ApplyResult, apply_document
 from llmops.admin.audit import CLI_ACTOR, record_audit
 from llmops.admin.document import DocumentError, parse_document
 from llmops.keys import Keyring
@@ -97,14 +97,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "llmops.app:app_from_env",
             factory=True,
             workers=args.workers,
-            **_uvicorn_options(settings),
+            **uvicorn_options(settings),
         )
         return 0
-    uvicorn.run(create_app(settings), **_uvicorn_options(settings))
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
 
-def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
@@ -115,94 +115,6 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "server_header": False,
         "timeout_graceful_shutdown": 30,
     }
-
-
-DEMO_CONFIG = "demo-chat"
-
-
-def demo_document(port: int) -> dict[str, Any]:
-    return {
-        "environments": [{"slug": "demo", "name": "Demo"}],
-        "providers": [
-            {
-                "slug": "fake",
-                "name": "Built-in fake provider",
-                "type": "openai-compatible",
-                "base_url": f"http://127.0.0.1:{port}/_fake/v1",
-            }
-        ],
-        "configs": [
-            {
-                "slug": DEMO_CONFIG,
-                "name": "Demo chat",
-                "variants": [
-                    {
-                        "name": "default",
-                        "provider": "fake",
-                        "model": "gpt-4o-mini",
-                        "parameters": {"temperature": 0.2},
-                    }
-                ],
-                "targeting": {"demo": {"variant": "default"}},
-            }
-        ],
-    }
-
-
-DEMO_TEXT = """LLMOps demo: environment 'demo', config '{config}', fake provider built in.
-Data: {data}
-
-from openai import OpenAI
-client = OpenAI(
-    base_url="{base}",
-    api_key="{secret}",
-    default_headers={{"x-llmops-config": "{config}"}},
-)
-reply = client.chat.completions.create(
-    model="gpt-4o-mini",
-    messages=[{{"role": "user", "content": "Hi"}}],
-    metadata={{"tenantSlug": "acme-corp", "userId": "user_123"}},
-)
-print(reply.choices[0].message.content)
-"""
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    import datetime as dt
-
-    import sqlalchemy as sa
-    import uvicorn
-    from starlette.routing import Mount
-
-    from llmops.app import GATEWAY_PREFIX, create_app
-    from llmops.store import schema
-    from llmops.testing import FakeProvider
-
-    settings = settings_from_args(args)
-    doc = parse_document(demo_document(settings.port))
-    keyring = Keyring.load(settings.secret_key, settings.data_dir)
-
-    def seed(conn: Connection) -> str:
-        result = apply_document(conn, doc, keyring)
-        if "demo" in result.secrets:
-            return result.secrets["demo"]
-        env_id = conn.execute(
-            sa.select(schema.environments.c.id).where(schema.environments.c.slug == "demo")
-        ).scalar_one()
-        return create_secret(conn, env_id, dt.datetime.now(dt.UTC))
-
-    secret = run_in_store(settings, seed)
-    base = f"http://{settings.host}:{settings.port}{GATEWAY_PREFIX}"
-    print(
-        DEMO_TEXT.format(
-            config=DEMO_CONFIG, data=settings.data_dir.resolve(), base=base, secret=secret
-        ),
-        flush=True,
-    )
-    fake: Any = FakeProvider()
-    app = create_app(settings, extra_routes=[Mount("/_fake", app=fake)])
-    uvicorn.run(app, **_uvicorn_options(settings))
-    return 0
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -333,9 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="YAML file (see examples/llmops.yaml)")
     p.set_defaults(fn=cmd_apply)
     prices_cli.add_parser(sub, common)
-    p = sub.add_parser("demo", help="serve a demo environment routed to a built-in fake provider")
-    common(p, server=True)
-    p.set_defaults(fn=cmd_demo)
+    demo.add_parser(sub, common)
     _admin_parser(sub, common)
     return parser
 
