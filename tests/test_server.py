@@ -222,3 +222,29 @@ def test_serve_with_two_workers_lands_every_row_once(
         settings, lambda c: [str(i) for i in c.execute(sa.select(s.llm_requests.c.id)).scalars()]
     )
     assert sorted(stored) == sorted(ids)
+
+
+def test_uuid7_ids_are_version_7_ordered_and_unique_across_fork() -> None:
+    import uuid
+
+    from llmops.ids import uuid7
+
+    ids = [uuid7() for _ in range(5000)]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == 5000
+    assert uuid7(1_000).bytes[:6] == (1_000).to_bytes(6, "big")
+    # A forked child must not repeat its parent's ids (run in a fresh interpreter: forking the
+    # test process itself, with its threads, is not safe).
+    script = (
+        "import os\nfrom llmops.ids import uuid7\nuuid7()\nr, w = os.pipe()\npid = os.fork()\n"
+        "if pid == 0:\n    os.write(w, b''.join(uuid7().bytes for _ in range(50)))\n"
+        "    os._exit(0)\nos.waitpid(pid, 0)\nchild = os.read(r, 800)\n"
+        "parent = b''.join(uuid7().bytes for _ in range(50))\n"
+        "a = {child[i+6:i+16] for i in range(0, 800, 16)}\n"
+        "b = {parent[i+6:i+16] for i in range(0, 800, 16)}\n"
+        "print(len(a), len(b), len(a & b))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    assert out == ["50", "50", "0"]

@@ -79,6 +79,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_config(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from llmops.admin.export import export_document
+
+    now = dt.datetime.now(dt.UTC)
+    text = run_in_store(settings_from_args(args), lambda conn: export_document(conn, now))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -244,6 +258,14 @@ def _parser() -> argparse.ArgumentParser:
     common(p, server=False)
     p.add_argument("file", help="YAML file (see examples/llmops.yaml)")
     p.set_defaults(fn=cmd_apply)
+    p = sub.add_parser(
+        "export-config",
+        help="print environments, providers and configs as an `llmops apply` YAML document "
+        "(provider API keys are not exported)",
+    )
+    common(p, server=False)
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(fn=cmd_export_config)
     prices_cli.add_parser(sub, common)
     demo.add_parser(sub, common)
     _admin_parser(sub, common)

@@ -347,7 +347,7 @@ def ensure_bootstrap_admin(
     if conn.execute(sa.select(sa.exists().select_from(s.admin_users))).scalar():
         return False
     check_password_policy(password)
-    insert = upsert_insert(conn, s.admin_users).values(
+    insert = upsert_insert(conn.dialect.name, s.admin_users).values(
         id=uuid7(),
         username=BOOTSTRAP_USERNAME,
         password_hash=(passwords or Passwords()).hash(password),

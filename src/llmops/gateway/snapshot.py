@@ -3,7 +3,10 @@
 The gateway performs no database query per request. ``load_snapshot`` reads environments, secrets,
 credentials, configs, variants and targeting in one transaction and builds immutable lookup tables;
 ``SnapshotHolder`` swaps in a new snapshot when the routing version in the database moves (checked
-every ``snapshot_ttl`` seconds, and at once after a change made in this process).
+every ``snapshot_ttl`` seconds, and at once after a change made in this process). On PostgreSQL it
+also LISTENs on ``llmops_routing`` on a dedicated connection, so that a change another process
+announces with NOTIFY is picked up at once; while that connection is down (the database restarting)
+it reconnects with backoff, and the TTL poll goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from llmops.keys import Keyring, secret_matches, secret_prefix
-from llmops.observability.cost import PriceBook, PriceOverride
+from llmops.observability.cost import PriceOverride
 from llmops.observability.pricer import RecordPricer, load_overrides, price_hint
 from llmops.store import Store
 from llmops.store import schema as s
 
 log = logging.getLogger("llmops.snapshot")
+
+ROUTING_CHANNEL = "llmops_routing"  # NOTIFY'd in the transaction of every routing change
+_RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 10.0  # seconds between LISTEN reconnection attempts
+_LISTEN_HEALTH_CHECK = 30.0  # seconds of silence after which the LISTEN connection is checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +223,8 @@ class SnapshotHolder:
         self._environ = dict(environ)
         self._ttl = ttl
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = False  # whether NOTIFYs are being received right now
 
     async def reload(self) -> Snapshot:
         def load(conn: Connection) -> tuple[Snapshot, list[PriceOverride]]:
@@ -223,7 +232,7 @@ class SnapshotHolder:
 
         snapshot, overrides = await self._store.run(load)
         if self._pricer is not None and overrides != self._overrides:
-            self._pricer.book = PriceBook(overrides)
+            self._pricer.set_overrides(overrides)
             self._overrides = overrides
         self.current = snapshot
         return snapshot
@@ -237,14 +246,18 @@ class SnapshotHolder:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._poll(), name="llmops-snapshot")
+        url = getattr(self._store, "url", None)
+        if self._store.dialect == "postgresql" and isinstance(url, str):
+            self._listener = asyncio.create_task(self._listen(url), name="llmops-snapshot-listen")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._listener, self._task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     async def _poll(self) -> None:
         while True:
@@ -255,3 +268,45 @@ class SnapshotHolder:
                 log.warning(
                     "routing snapshot refresh failed; serving the previous one", exc_info=True
                 )
+
+    async def _listen(self, url: str) -> None:
+        dsn = "postgresql://" + url.partition("://")[2]  # asyncpg's own scheme, no driver
+        delay = _RECONNECT_FIRST
+        while True:
+            try:
+                await self._listen_once(dsn)
+            except Exception:
+                log.warning("routing LISTEN connection failed", exc_info=True)
+            if self.listening:  # it had worked: start the backoff afresh
+                delay = _RECONNECT_FIRST
+            self.listening = False
+            log.warning(
+                "routing LISTEN: reconnecting in %.1fs; polling every %.1fs meanwhile",
+                delay,
+                self._ttl,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX)
+
+    async def _listen_once(self, dsn: str) -> None:
+        """Receive NOTIFYs until the connection is lost."""
+        import asyncpg  # only on PostgreSQL: SQLite deployments never load it
+
+        conn = await asyncpg.connect(dsn, timeout=10)
+        wake = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: wake.set())
+            await conn.add_listener(ROUTING_CHANNEL, lambda *_args: wake.set())
+            await self.refresh_if_changed()  # whatever changed while nobody was listening
+            self.listening = True
+            while not conn.is_closed():
+                try:
+                    await asyncio.wait_for(wake.wait(), _LISTEN_HEALTH_CHECK)
+                except TimeoutError:
+                    await conn.fetchval("SELECT 1", timeout=10)  # a silently dead socket raises
+                    continue
+                wake.clear()
+                if not conn.is_closed():
+                    await self.refresh_if_changed()
+        finally:
+            conn.terminate()

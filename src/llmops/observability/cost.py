@@ -35,10 +35,7 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Context, Decimal
-
-import genai_prices
-from genai_prices import types as gp
-from genai_prices.data_snapshot import DataSnapshot, get_snapshot
+from typing import TYPE_CHECKING, Any
 
 from llmops.observability.usage import Usage
 
@@ -172,8 +169,18 @@ _TOKEN_KEYS: Mapping[str, str] = {
     "output_reasoning_mtok": "reasoning",
 }
 _REQUEST_KEY = "requests_kcount"  # USD per thousand requests
-_Rate = Decimal | gp.TieredPrices
-_Constraint = gp.StartDateConstraint | gp.TimeOfDateConstraint | None
+if TYPE_CHECKING:  # genai-prices loads its price data (~20 MB) on import: only when pricing
+    from genai_prices import types as gp
+    from genai_prices.data_snapshot import DataSnapshot
+
+    _Rate = Decimal | gp.TieredPrices
+    _Constraint = gp.StartDateConstraint | gp.TimeOfDateConstraint | None
+
+
+def _gp() -> Any:
+    from genai_prices import types
+
+    return types
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +226,7 @@ def _flat_price(rates: Mapping[str, _Rate], threshold: int | None, source: str) 
 
 def _from_library(prices: gp.ModelPrice, source: str) -> ModelPrice | None:
     """Our ModelPrice for one library entry, or None if it bills only units we cannot count."""
+    gp = _gp()
     rates: dict[str, _Rate] = {
         key: value
         for key, value in vars(prices).items()
@@ -234,6 +242,7 @@ def _from_library(prices: gp.ModelPrice, source: str) -> ModelPrice | None:
 
 
 def _describe(constraint: _Constraint) -> str:
+    gp = _gp()
     if isinstance(constraint, gp.StartDateConstraint):
         return f" [from {constraint.start_date.isoformat()}]"
     if isinstance(constraint, gp.TimeOfDateConstraint):
@@ -271,6 +280,9 @@ class PriceBook:
         snapshot: DataSnapshot | None = None,
         max_entries: int = 4096,
     ) -> None:
+        import genai_prices
+        from genai_prices.data_snapshot import get_snapshot
+
         self._snapshot = snapshot if snapshot is not None else get_snapshot()
         version = f"genai-prices {genai_prices.__version__}"
         if self._snapshot.from_auto_update:
@@ -338,7 +350,9 @@ class PriceBook:
                 continue
             # Name the entry that priced the row: a fallback (azure -> openai) shows its real owner.
             source = f"{self._library_source}:{self._owners.get(id(info), '?')}/{info.id}"
-            if isinstance(info.prices, gp.ModelPrice):
+            from genai_prices import types as gp_types
+
+            if isinstance(info.prices, gp_types.ModelPrice):
                 return (_Candidate(None, _from_library(info.prices, source)),)
             return tuple(
                 _Candidate(c.constraint, _from_library(c.prices, source + _describe(c.constraint)))

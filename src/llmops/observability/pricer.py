@@ -8,7 +8,7 @@ A row with usage and no known price stays unpriced (NULL cost), never 0.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,7 +91,21 @@ class RecordPricer:
     ``book`` is replaced when overrides change (see ``SnapshotHolder``)."""
 
     def __init__(self, book: PriceBook | None = None):
-        self.book = book or PriceBook()
+        self._book = book
+        self._overrides: Sequence[PriceOverride] = ()
+
+    @property
+    def book(self) -> PriceBook:
+        """Built on first use: loading the price library costs ~20 MB and ~0.1 s, which an idle
+        gateway (or one that never logs usage) need not pay."""
+        if self._book is None:
+            self._book = PriceBook(self._overrides)
+        return self._book
+
+    def set_overrides(self, overrides: Sequence[PriceOverride]) -> None:
+        """Use ``overrides`` from now on (the book is rebuilt on next use)."""
+        self._overrides = tuple(overrides)
+        self._book = None
 
     def cost(
         self,

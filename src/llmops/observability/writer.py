@@ -110,8 +110,10 @@ class BatchWriter:
             await self._task
             self._task = None
 
-    async def flush(self) -> None:
-        """Write everything queued now: spilled rows first, in order, then the queue."""
+    async def flush(self, full_batches_only: bool = False) -> None:
+        """Write what is queued now: spilled rows first, in order, then the queue — all of it, or
+        with ``full_batches_only`` just whole batches (the rest waits for the interval, so a
+        steady trickle is written in full batches rather than as many tiny ones)."""
         if self.stats.database_down and not await self._alive():
             self._spill_queue()
             return
@@ -119,7 +121,8 @@ class BatchWriter:
         if not await self._replay_spill():
             self._spill_queue()
             return
-        while self._queue:
+        least = self.max_batch_size if full_batches_only else 1
+        while len(self._queue) >= least:
             n = min(self.max_batch_size, len(self._queue))
             records = [self._queue.popleft() for _ in range(n)]
             batch = [self._to_row(r) for r in records]
@@ -133,15 +136,21 @@ class BatchWriter:
                 return
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.flush_interval
         while not self._stopping:
-            timeout = self.flush_interval if not self.stats.database_down else self._backoff
+            down = self.stats.database_down
+            timeout = self._backoff if down else max(due - loop.time(), 0)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
             self._wake.clear()
+            interval_over = loop.time() >= due
+            if interval_over:
+                due = loop.time() + self.flush_interval
             try:
-                await self.flush()
+                await self.flush(full_batches_only=not (interval_over or down or self._stopping))
             except Exception:  # never let the writer die; log and keep going
                 log.exception("request log flush failed unexpectedly")
             if self.stats.database_down:

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 
 from llmops.settings import Settings
-from llmops.store import postgres, sqlite
+from llmops.store import sqlite
 from llmops.store.base import Store
-from llmops.store.postgres import PostgresStore
 from llmops.store.sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from llmops.store.postgres import PostgresStore
 
-def upsert_insert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT construct that supports ``on_conflict_do_update``."""
-    if conn.dialect.name == "postgresql":
+
+def __getattr__(name: str) -> Any:
+    # PostgreSQL support (asyncpg, SQLAlchemy's asyncio layer: ~10 MB) loads only when used.
+    if name == "PostgresStore":
+        from llmops.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(name)
+
+
+def upsert_insert(dialect: str, table: sa.Table) -> Any:
+    """The INSERT construct of ``dialect`` (``conn.dialect.name``) that supports
+    ``on_conflict_do_update``."""
+    if dialect == "postgresql":
+        from llmops.store import postgres
+
         return postgres.upsert_insert(table)
     return sqlite.upsert_insert(table)
 
@@ -24,6 +37,8 @@ def upsert_insert(conn: Connection, table: sa.Table) -> Any:
 def open_store(settings: Settings) -> Store:
     """The store the settings name: PostgreSQL for a postgresql:// URL, else a SQLite file."""
     if settings.is_postgres:
+        from llmops.store.postgres import PostgresStore
+
         return PostgresStore(settings.database_url)
     if settings.database_url.startswith("sqlite:///"):
         from pathlib import Path
