@@ -467,7 +467,7 @@ def _walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[
             raise AssertionError(f"unexpected route type {route!r}")
 
 
-PUBLIC_TREES = (GATEWAY_PREFIX + "/", "/v1/")
+PUBLIC_TREES = (GATEWAY_PREFIX + "/", "/v1/", "/llmops/static/")
 PUBLIC_PATHS = ("/healthz", "/readyz", "/llmops/login")
 
 

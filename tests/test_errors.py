@@ -4,6 +4,7 @@ request id, never a 500 with a stack trace, never a hung connection — and each
 from __future__ import annotations
 
 import socket
+import time
 
 import openai
 import pytest
@@ -219,4 +220,9 @@ def test_client_disconnect_mid_stream_is_logged_as_cancelled(
         assert received.startswith(b"HTTP/1.1 200")
     (row,) = gateway.rows(1)
     assert row["status_code"] == 499 and row["error_type"] == "client_disconnected"
+    # The gateway hung up on the provider too, instead of reading the rest of the answer.
+    deadline = time.monotonic() + 5
+    while fake.cancelled_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.cancelled_streams == 1 and fake.sent_events < 40
     assert row["usage_source"] == "estimated" and row["completion_tokens"] >= 0

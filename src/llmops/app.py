@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -20,6 +21,7 @@ from llmops.admin.openapi import ApiDoc
 from llmops.admin.routes import management_routes
 from llmops.admin.web import AdminWeb
 from llmops.analytics.api import AnalyticsAPI
+from llmops.dashboard import Dashboard
 from llmops.gateway.proxy import new_session
 from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEndpoint
 from llmops.gateway.snapshot import SnapshotHolder
@@ -160,6 +162,9 @@ def create_app(
             f"llmops_log_rows_unpriced_total {st.unpriced}",
             f"llmops_log_database_down {int(st.database_down)}",
             f"llmops_routing_version {snapshots.current.version}",
+            # For soak tests: these must stay flat under steady load.
+            f"llmops_event_loop_tasks {len(asyncio.all_tasks())}",
+            f"llmops_open_fds {_open_fds()}",
         ]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
@@ -178,6 +183,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         *AnalyticsAPI(store, settings.indexed_tag_keys).routes(),
+        *Dashboard(store, settings).routes(),
         *management_routes(services, api_doc),
         *extra_routes,
     ]
@@ -189,6 +195,13 @@ def create_app(
     admin.install(app)
     app.state.services = services
     return app
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        return -1
 
 
 def app_from_env() -> Starlette:

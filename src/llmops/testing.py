@@ -75,6 +75,7 @@ class FakeProvider:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.sent_events = 0  # stream events written so far (to observe backpressure)
+        self.cancelled_streams = 0  # streams whose caller hung up before the end
         self._script: collections.deque[Scripted] = collections.deque()
         self._lock = threading.Lock()
 
@@ -87,6 +88,7 @@ class FakeProvider:
             self._script.clear()
             self.requests.clear()
             self.sent_events = 0
+            self.cancelled_streams = 0
 
     def _next(self) -> Scripted:
         with self._lock:
@@ -146,7 +148,7 @@ class FakeProvider:
         if body.get("stream"):
             pieces = script.stream if script.stream is not None else _split(answer)
             events = _stream_events(kind, body, pieces, script.usage)
-            await _respond_stream(self, send, events, script)
+            await _respond_stream(self, send, receive, events, script)
             return
         await _respond(
             send, 200, orjson.dumps(_answer(kind, body, answer, script.usage)), script.headers
@@ -437,12 +439,25 @@ async def _respond(send: Any, status: int, body: bytes, headers: dict[str, str])
 
 
 async def _respond_stream(
-    fake: FakeProvider, send: Any, events: list[bytes], script: Scripted
+    fake: FakeProvider, send: Any, receive: Any, events: list[bytes], script: Scripted
 ) -> None:
     hdrs = [(b"content-type", b"text/event-stream")]
     hdrs += [(k.encode(), v.encode()) for k, v in script.headers.items()]
     await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+    gone = asyncio.ensure_future(receive())  # the caller closing the connection
+    try:
+        await _send_events(fake, send, events, script, gone)
+    finally:
+        gone.cancel()
+
+
+async def _send_events(
+    fake: FakeProvider, send: Any, events: list[bytes], script: Scripted, gone: Any
+) -> None:
     for i, event in enumerate(events):
+        if gone.done():
+            fake.cancelled_streams += 1
+            return
         fake.sent_events += 1
         if script.reset_after is not None and i >= script.reset_after:
             raise ResetConnection("scripted reset")
