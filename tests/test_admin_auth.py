@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from llmops.admin import auth
 from llmops.admin.audit import record_audit
 from llmops.admin.auth import Passwords
-from llmops.app import GATEWAY_PREFIX
+from llmops.app import GATEWAY_PREFIX, LazyRoutes
 from llmops.cli import main, run_in_store
 from llmops.settings import Settings
 from llmops.store import schema as s
@@ -463,6 +463,8 @@ def _walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[
                 yield prefix + route.path + "/x", {"GET", "POST"}
         elif isinstance(route, Route):
             yield prefix + route.path, set(route.methods or {"GET"}) - {"HEAD"}
+        elif isinstance(route, LazyRoutes):  # the management API, built on first use
+            yield from _walk(route.routes, prefix)
         else:
             raise AssertionError(f"unexpected route type {route!r}")
 

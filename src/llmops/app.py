@@ -7,18 +7,16 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from llmops.admin.openapi import ApiDoc
-from llmops.admin.routes import management_routes
 from llmops.admin.web import AdminWeb
 from llmops.analytics.api import AnalyticsAPI
 from llmops.dashboard import Dashboard
@@ -110,7 +108,6 @@ def create_app(
         r.path + "/*" if isinstance(r, Mount) else getattr(r, "path", "") for r in extra_routes
     ]
     admin = AdminWeb(settings, store, public=public)
-    api_doc = ApiDoc()  # the OpenAPI document that every /llmops/api/v1 module registers into
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -184,7 +181,6 @@ def create_app(
         Route("/metrics", metrics),
         *AnalyticsAPI(store, settings.indexed_tag_keys).routes(),
         *Dashboard(store, settings).routes(),
-        *management_routes(services, api_doc),
         *extra_routes,
     ]
     app = LLMOpsApp(routes=routes, lifespan=lifespan)
@@ -193,8 +189,50 @@ def create_app(
             assert isinstance(route, Route)
             app.fast_paths[prefix + route.path] = route.app
     admin.install(app)
+    # Last: the management API, loaded on first use (see LazyRoutes).
+    app.router.routes.append(LazyRoutes("/llmops/api/v1/", lambda: _management_routes(services)))
     app.state.services = services
     return app
+
+
+def _management_routes(services: Services) -> list[BaseRoute]:
+    from llmops.admin.openapi import ApiDoc
+    from llmops.admin.routes import management_routes
+
+    # ApiDoc: the OpenAPI document that every /llmops/api/v1 module registers into.
+    return management_routes(services, ApiDoc())
+
+
+class LazyRoutes(BaseRoute):
+    """Routes under ``prefix`` that are built on their first request. The management API
+    (pydantic models: ~10 MB) is loaded only by processes asked for it, not by every gateway
+    worker. Matching is delegated to the built routes, so 404/405 behave as for any route."""
+
+    def __init__(self, prefix: str, build: Callable[[], list[BaseRoute]]):
+        self.prefix = prefix
+        self._build = build
+        self._routes: list[BaseRoute] | None = None
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        if self._routes is None:
+            self._routes = self._build()
+        return self._routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or not get_route_path(scope).startswith(self.prefix):
+            return Match.NONE, {}
+        partial: tuple[Match, Scope] = (Match.NONE, {})
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return match, {**child, "llmops.route": route}
+            if match is Match.PARTIAL and partial[0] is Match.NONE:
+                partial = (match, {**child, "llmops.route": route})
+        return partial
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["llmops.route"].handle(scope, receive, send)
 
 
 def _open_fds() -> int:
