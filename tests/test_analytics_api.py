@@ -111,3 +111,32 @@ def test_bad_parameters_are_400_naming_them_and_anonymous_is_401(gateway: Gatewa
         assert r.json()["error"]["param"] == param
     for path in ("/summary", "/requests", "/export", "/tags"):
         assert http("GET", gateway.server.url + API + path).status_code == 401
+
+
+def test_cli_export_writes_the_filtered_rows(gateway: Gateway, fake: FakeProviderServer) -> None:
+    import subprocess
+    import sys
+
+    _seed(gateway)
+    gateway.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    out = gateway.settings.data_dir / "acme.csv"
+    env = {
+        "LLMOPS_DATA_DIR": str(gateway.settings.data_dir),
+        "PATH": "/usr/bin:/bin",
+        "LLMOPS_SECRET_KEY": gateway.settings.secret_key,
+        "LLMOPS_DATABASE_URL": gateway.settings.database_url,
+    }
+    cmd = [sys.executable, "-m", "llmops.cli", "export", "--range", "1d"]
+    done = subprocess.run(
+        [*cmd, "--tag", "tenantSlug=acme", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 requests" in done.stdout
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 3 and all("acme" in r["tags"] for r in rows)
+    bad = subprocess.run([*cmd[:-1], "soon"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "range" in bad.stderr

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route, get_route_path
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmops.admin.web import AdminWeb
@@ -220,7 +220,7 @@ class LazyRoutes(BaseRoute):
         return self._routes
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or not get_route_path(scope).startswith(self.prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             return Match.NONE, {}
         partial: tuple[Match, Scope] = (Match.NONE, {})
         for route in self.routes:
