@@ -186,7 +186,10 @@ class ManagementApi:
     async def test_provider(self, request: Request) -> Response:
         """Probe the credential as the gateway sees it (its routing snapshot's copy)."""
         require_admin(request)
-        ref = path_ref(request, "provider")
+        return _json(await self.test_connection(path_ref(request, "provider")))
+
+    async def test_connection(self, ref: str) -> models.ConnectionTest:
+        """Probe provider credential ``ref`` (shared with the dashboard's Providers page)."""
         row = await self.store.run(lambda c: providers.get_provider(c, ref))
         cred = self.gateway.snapshots.current.credentials.get(row.slug)
         if cred is None or cred.id != row.id:
@@ -195,7 +198,7 @@ class ManagementApi:
             raise NotFound(f"no provider credential {ref!r}", param="provider")
         session = self.gateway.session
         assert session is not None, "the upstream session is made before the first request"
-        return _json(await probe(session, cred))
+        return await probe(session, cred)
 
     # --- configs, variants, versions -------------------------------------------------------
 

@@ -14,11 +14,16 @@ Contracts:
   session's CSRF token and htmx sends it as ``X-CSRF-Token``.
 - No build step: ``static/`` holds vendored htmx and uPlot plus ``app.css`` and ``app.js``.
 - New pages extend ``base.html`` and join the navigation through ``NAV`` (see ``layout``).
+- Management pages (``manage*``; nav section "Manage", ``MANAGE_NAV``): Environments
+  ``/llmops/environments``, Providers ``/llmops/providers``, Configs ``/llmops/configs`` (and
+  ``/llmops/configs/{slug}``), Audit log ``/llmops/audit``. They call the management API's domain
+  functions through ``ManagementApi.change`` (same audit entries, same snapshot refresh); POSTs
+  are HTML forms answering 303, destructive ones behind a confirmation page.
 """
 
 from __future__ import annotations
 
-from llmops.dashboard.layout import NAV, Layout, NavItem
+from llmops.dashboard.layout import MANAGE_NAV, NAV, SITE_NAV, Layout, NavItem
 from llmops.dashboard.routes import Dashboard
 
-__all__ = ["NAV", "Dashboard", "Layout", "NavItem"]
+__all__ = ["MANAGE_NAV", "NAV", "SITE_NAV", "Dashboard", "Layout", "NavItem"]

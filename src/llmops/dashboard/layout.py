@@ -69,6 +69,14 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Requests", "/llmops/requests"),
     NavItem("Costs", "/llmops/costs"),
 )
+# The management pages (``manage``), in their own section; the sidebar shows ``SITE_NAV``.
+MANAGE_NAV: tuple[NavItem, ...] = (
+    NavItem("Environments", "/llmops/environments", "Manage", keep_filters=False),
+    NavItem("Providers", "/llmops/providers", "Manage", keep_filters=False),
+    NavItem("Configs", "/llmops/configs", "Manage", keep_filters=False),
+    NavItem("Audit log", "/llmops/audit", "Manage", keep_filters=False),
+)
+SITE_NAV: tuple[NavItem, ...] = (*NAV, *MANAGE_NAV)
 
 
 @jinja2.pass_context
@@ -90,7 +98,7 @@ def route_path(request: Request) -> str:
 
 
 class Layout:
-    def __init__(self, nav: Sequence[NavItem] = NAV) -> None:
+    def __init__(self, nav: Sequence[NavItem] = SITE_NAV) -> None:
         self.nav = tuple(nav)
         self.templates = Jinja2Templates(directory=TEMPLATES)
         env = self.templates.env

@@ -24,7 +24,8 @@ from llmops.analytics import FilterError, Filters, parse_filters, tag_values
 from llmops.dashboard import views
 from llmops.dashboard.compare import Comparison
 from llmops.dashboard.filterbar import PAGING, Options, filter_bar, filter_options
-from llmops.dashboard.layout import NAV, STATIC, STATIC_PATH, Layout, NavItem, route_path
+from llmops.dashboard.layout import SITE_NAV, STATIC, STATIC_PATH, Layout, NavItem, route_path
+from llmops.dashboard.manage import manage_routes
 from llmops.dashboard.query import FILTER_PARAMS, PageQuery
 from llmops.settings import Settings
 from llmops.store import Store
@@ -92,7 +93,9 @@ def _back_to_page(current_url: str, root: str) -> tuple[PageQuery, str]:
 
 
 class Dashboard:
-    def __init__(self, store: Store, settings: Settings, *, nav: Sequence[NavItem] = NAV) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, *, nav: Sequence[NavItem] = SITE_NAV
+    ) -> None:
         self.store = store
         self.indexed_tags = settings.indexed_tag_keys
         self.log_bodies = settings.log_bodies
@@ -105,6 +108,7 @@ class Dashboard:
             Route(REQUESTS + "/{request_id}", self.request_detail, methods=["GET"]),
             Route(COSTS, self.costs, methods=["GET"]),
             Route(TAG_VALUES, self.tag_values, methods=["GET"]),
+            *manage_routes(self.store, self.layout),
             Mount(STATIC_PATH, app=StaticFiles(directory=STATIC), name="static"),
         ]
 

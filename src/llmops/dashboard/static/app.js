@@ -172,6 +172,19 @@
   });
 
   document.addEventListener("click", function (event) {
+    // Copy buttons (the new secret, code snippets): copy the target's value or text.
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var source = document.querySelector(copy.getAttribute("data-copy"));
+      if (!source) return;
+      var text = source.value != null && source.tagName === "INPUT" ? source.value : source.textContent;
+      if (source.select) source.select();
+      var done = function () { copy.textContent = "Copied"; };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, function () { /* select it instead */ });
+      }
+      return;
+    }
     var row = event.target.closest("tr[data-href]");
     if (!row || event.target.closest("a, button, input, select, label")) return;
     if (window.getSelection && String(window.getSelection())) return;  // selecting text
