@@ -28,8 +28,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from llmops.admin import auth
 from llmops.admin.audit import record_audit
 from llmops.admin.auth import Passwords
-from llmops.app import GATEWAY_PREFIX, LazyRoutes
+from llmops.app import GATEWAY_PREFIX
 from llmops.cli import main, run_in_store
+from llmops.lazy_routes import LazyRoutes
 from llmops.settings import Settings
 from llmops.store import schema as s
 from tests.conftest import (

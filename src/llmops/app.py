@@ -7,14 +7,14 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmops.admin.web import AdminWeb
@@ -25,6 +25,7 @@ from llmops.gateway.routes import CompletionEndpoint, ModelsEndpoint, NotFoundEn
 from llmops.gateway.snapshot import SnapshotHolder
 from llmops.gateway.state import GatewayState
 from llmops.keys import Keyring
+from llmops.lazy_routes import LazyRoutes
 from llmops.observability.pricer import RecordPricer
 from llmops.observability.rollups import write_request_rollups
 from llmops.observability.writer import BatchWriter
@@ -201,38 +202,6 @@ def _management_routes(services: Services) -> list[BaseRoute]:
 
     # ApiDoc: the OpenAPI document that every /llmops/api/v1 module registers into.
     return management_routes(services, ApiDoc())
-
-
-class LazyRoutes(BaseRoute):
-    """Routes under ``prefix`` that are built on their first request. The management API
-    (pydantic models: ~10 MB) is loaded only by processes asked for it, not by every gateway
-    worker. Matching is delegated to the built routes, so 404/405 behave as for any route."""
-
-    def __init__(self, prefix: str, build: Callable[[], list[BaseRoute]]):
-        self.prefix = prefix
-        self._build = build
-        self._routes: list[BaseRoute] | None = None
-
-    @property
-    def routes(self) -> list[BaseRoute]:
-        if self._routes is None:
-            self._routes = self._build()
-        return self._routes
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            return Match.NONE, {}
-        partial: tuple[Match, Scope] = (Match.NONE, {})
-        for route in self.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                return match, {**child, "llmops.route": route}
-            if match is Match.PARTIAL and partial[0] is Match.NONE:
-                partial = (match, {**child, "llmops.route": route})
-        return partial
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await scope["llmops.route"].handle(scope, receive, send)
 
 
 def _open_fds() -> int:

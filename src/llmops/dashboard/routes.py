@@ -25,8 +25,8 @@ from llmops.dashboard import views
 from llmops.dashboard.compare import Comparison
 from llmops.dashboard.filterbar import PAGING, Options, filter_bar, filter_options
 from llmops.dashboard.layout import SITE_NAV, STATIC, STATIC_PATH, Layout, NavItem, route_path
-from llmops.dashboard.manage import manage_routes
 from llmops.dashboard.query import FILTER_PARAMS, PageQuery
+from llmops.lazy_routes import LazyRoutes
 from llmops.settings import Settings
 from llmops.store import Store
 
@@ -92,6 +92,16 @@ def _back_to_page(current_url: str, root: str) -> tuple[PageQuery, str]:
     return PageQuery(urllib.parse.parse_qsl(parts.query), root), path
 
 
+# The management pages; their modules (and pydantic) load on the first request to one of them.
+MANAGE_PREFIXES = ("/llmops/environments", "/llmops/providers", "/llmops/configs", "/llmops/audit")
+
+
+def manage_routes(store: Store, layout: Layout) -> list[BaseRoute]:
+    from llmops.dashboard.manage import manage_routes as build
+
+    return build(store, layout)
+
+
 class Dashboard:
     def __init__(
         self, store: Store, settings: Settings, *, nav: Sequence[NavItem] = SITE_NAV
@@ -108,7 +118,7 @@ class Dashboard:
             Route(REQUESTS + "/{request_id}", self.request_detail, methods=["GET"]),
             Route(COSTS, self.costs, methods=["GET"]),
             Route(TAG_VALUES, self.tag_values, methods=["GET"]),
-            *manage_routes(self.store, self.layout),
+            LazyRoutes(MANAGE_PREFIXES, lambda: manage_routes(self.store, self.layout)),
             Mount(STATIC_PATH, app=StaticFiles(directory=STATIC), name="static"),
         ]
 
