@@ -156,3 +156,43 @@ def test_cli_apply_prints_secrets_only_when_it_creates_them(tmp_path: Path) -> N
     )
     assert failed.returncode == 2 and "providers[0].type" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_cli_secrets_create_rotate_revoke(gateway_factory: Any) -> None:
+    import time
+
+    import openai
+
+    gw = gateway_factory(snapshot_ttl=0.1)
+    env = {
+        "LLMOPS_DATA_DIR": str(gw.settings.data_dir),
+        "PATH": "/usr/bin:/bin",
+        "LLMOPS_SECRET_KEY": gw.settings.secret_key,
+        "LLMOPS_DATABASE_URL": gw.settings.database_url,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "llmops.cli", "secrets", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    token = cli("create", "test").stdout.strip()
+    prefix = token[: len("llmops_12345678")]
+    assert prefix in cli("list", "test").stdout
+    time.sleep(0.5)
+    hello = [{"role": "user", "content": "hi"}]
+    assert gw.client(api_key=token).chat.completions.create(model="m", messages=hello).choices
+    rotated = cli("rotate", "test", prefix, "--overlap-hours", "1")
+    assert rotated.returncode == 0 and "keeps working until" in rotated.stderr
+    assert cli("revoke", "test", prefix).returncode == 0
+    time.sleep(0.5)
+    with pytest.raises(openai.AuthenticationError):
+        gw.client(api_key=token).chat.completions.create(model="m", messages=hello)
+    new = rotated.stdout.strip()
+    assert gw.client(api_key=new).chat.completions.create(model="m", messages=hello).choices
+    missing = cli("revoke", "test", "llmops_00000000")
+    assert missing.returncode == 1 and "no secret" in missing.stderr

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from sqlalchemy import Connection
 
-from llmops import demo, export_cli, prices_cli
+from llmops import demo, export_cli, prices_cli, secrets_cli
 from llmops.admin import auth
 from llmops.admin.apply import ApplyResult, apply_document
 from llmops.admin.audit import CLI_ACTOR, record_audit
@@ -269,6 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     prices_cli.add_parser(sub, common)
     demo.add_parser(sub, common)
     export_cli.add_parser(sub, common)
+    secrets_cli.add_parser(sub, common)
     _admin_parser(sub, common)
     return parser
 
