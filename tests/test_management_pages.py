@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 
+from llmops.testing import FakeProviderServer
 from tests.conftest import TEST_ADMIN, TEST_ADMIN_PASSWORD, Gateway, HttpResponse, http
 from tests.test_dashboard_pages import Session
 
@@ -23,6 +24,11 @@ PAGES = (
     "/llmops/configs",
     "/llmops/configs/ab",
     "/llmops/configs/ab/targeting/test/delete",
+    "/llmops/providers/oai",
+    "/llmops/providers/oai/delete",
+    "/llmops/configs/ab/delete",
+    "/llmops/configs/ab/variants/a/delete",
+    "/llmops/prices",
     "/llmops/audit",
 )
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
@@ -197,3 +203,114 @@ def test_rotate_rename_and_delete_an_environment(gateway: Gateway) -> None:
     assert get(gateway, "/llmops/environments/qa").status_code == 404
     actions = [e["action"] for e in audit(gateway)[:3]]
     assert actions == ["environment.delete", "environment.update", "secret.rotate"]
+
+
+def test_edit_a_provider_key_and_delete_a_provider(
+    gateway: Gateway, fake: FakeProviderServer
+) -> None:
+    edit = {"name": "OpenAI main", "base_url": fake.base_url, "options": "{}", "api_key_env": ""}
+    saved = post(gateway, "/llmops/providers/oai", {**edit, "api_key": "sk-page-key-321"})
+    assert saved.status_code == 303 and saved.headers["location"].startswith(
+        "/llmops/providers/oai?notice="
+    )
+    gateway.client("chat").chat.completions.create(model="x", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-page-key-321"
+    # A blank key field keeps the stored key.
+    assert post(gateway, "/llmops/providers/oai", {**edit, "api_key": ""}).status_code == 303
+    gateway.client("chat").chat.completions.create(model="x", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-page-key-321"
+    page = get(gateway, "/llmops/providers/oai").text
+    assert "OpenAI main" in page and "sk-page-key" not in page and "stored, encrypted" in page
+    bad = post(gateway, "/llmops/providers/oai", {**edit, "options": "[1]", "api_key": "sk-x"})
+    assert bad.status_code == 400 and form_error(bad).startswith("options")
+    assert "sk-x" not in bad.text
+    # A provider still serving a config is not deleted: the page says where it serves.
+    assert "Delete provider oai?" in get(gateway, "/llmops/providers/oai/delete").text
+    refused = post(gateway, "/llmops/providers/oai/delete", {})
+    assert refused.status_code == 409 and "still serves" in form_error(refused)
+    assert "chat" in form_error(refused)
+    made = {"slug": "spare", "type": "openai", "api_key": "sk-spare"}
+    assert post(gateway, "/llmops/providers", made).status_code == 303
+    removed = {"base_url": "", "options": "{}", "api_key_env": "", "remove_key": "1"}
+    assert post(gateway, "/llmops/providers/spare", removed).status_code == 303
+    assert "stored, encrypted" not in get(gateway, "/llmops/providers/spare").text
+    assert "Delete provider spare?" in get(gateway, "/llmops/providers/spare/delete").text
+    assert get(gateway, "/llmops/providers/spare").status_code == 200  # GET only asks
+    assert post(gateway, "/llmops/providers/spare/delete", {}).status_code == 303
+    assert get(gateway, "/llmops/providers/spare").status_code == 404
+    entries = audit(gateway)
+    assert [e["action"] for e in entries[:3]] == [
+        "provider.delete",
+        "provider.update",
+        "provider.create",
+    ]
+    assert entries[1]["details"] == {"api_key": "changed"}
+    updates = [e["details"] for e in entries if e["action"] == "provider.update"]
+    assert {"name": "OpenAI main", "api_key": "changed"} in updates
+    assert "provider.delete" not in {e["action"] for e in entries[1:]}
+
+
+def test_edit_and_delete_a_config_and_a_variant(gateway: Gateway) -> None:
+    edit = {"slug": "ab2", "name": "AB test", "description": "two models"}
+    saved = post(gateway, "/llmops/configs/ab/edit", edit)
+    assert saved.status_code == 303 and saved.headers["location"].startswith("/llmops/configs/ab2?")
+    page = get(gateway, "/llmops/configs/ab2").text
+    assert 'Config <span class="mono">ab2</span>' in page and "two models" in page
+    assert 'data-config="ab2"' in get(gateway, "/llmops/configs").text
+    assert gateway.client("ab2").chat.completions.create(model="x", messages=MESSAGES)
+    bad = post(gateway, "/llmops/configs/ab2/edit", {**edit, "slug": "Not A Slug"})
+    assert bad.status_code == 400 and form_error(bad).startswith("slug")
+    # A targeted variant is not deleted; after retargeting it is.
+    variant = "/llmops/configs/ab2/variants/a/delete"
+    assert "Delete variant a of ab2?" in get(gateway, variant).text
+    refused = post(gateway, variant, {})
+    assert refused.status_code == 409 and "still serves in" in form_error(refused)
+    target = {"arm-0-variant": "b", "arm-0-weight": "1", "sticky_key": ""}
+    assert post(gateway, "/llmops/configs/ab2/targeting/test", target).status_code == 303
+    assert post(gateway, variant, {}).status_code == 303
+    page = get(gateway, "/llmops/configs/ab2").text
+    assert 'data-variant="a"' not in page and 'data-variant="b"' in page
+    assert "Delete config ab2?" in get(gateway, "/llmops/configs/ab2/delete").text
+    assert gateway.client("ab2").chat.completions.create(model="x", messages=MESSAGES)
+    deleted = post(gateway, "/llmops/configs/ab2/delete", {})
+    assert deleted.status_code == 303 and deleted.headers["location"].startswith("/llmops/configs?")
+    assert get(gateway, "/llmops/configs/ab2").status_code == 404
+    with pytest.raises(openai.NotFoundError):
+        gateway.client("ab2").chat.completions.create(model="x", messages=MESSAGES)
+    actions = [e["action"] for e in audit(gateway)[:4]]
+    assert actions == ["config.delete", "variant.delete", "targeting.set", "config.update"]
+
+
+def test_create_and_delete_a_price_override(gateway: Gateway) -> None:
+    assert "No overrides" in get(gateway, "/llmops/prices").text
+    price = {
+        "provider": "openai-compatible",
+        "model_pattern": "gpt-4o-mini*",
+        "input": "2",
+        "output": "4.5",
+        "cache_read": "",
+        "effective_from": "",
+        "note": "negotiated",
+    }
+    bad = post(gateway, "/llmops/prices", {**price, "input": "-1"})
+    assert bad.status_code == 400 and form_error(bad).startswith("input")
+    assert 'value="gpt-4o-mini*"' in bad.text
+    made = post(gateway, "/llmops/prices", price)
+    assert made.status_code == 303 and made.headers["location"].startswith("/llmops/prices?")
+    page = get(gateway, "/llmops/prices").text
+    override = re.search(r'data-price="([^"]+)"', page)
+    assert override and ">4.5<" in page and "negotiated" in page
+    raw = gateway.client("chat").chat.completions.with_raw_response.create(
+        model="x", messages=MESSAGES
+    )
+    row = gateway.row(raw.headers["x-llmops-request-id"])
+    assert row["input_cost"] == 2 * row["prompt_tokens"]
+    delete = f"/llmops/prices/{override.group(1)}/delete"
+    assert "Delete the price override" in get(gateway, delete).text
+    assert override.group(1) in get(gateway, "/llmops/prices").text  # GET only asks
+    assert post(gateway, delete, {}).status_code == 303
+    assert 'data-price="' not in get(gateway, "/llmops/prices").text
+    assert post(gateway, delete, {}).status_code == 404
+    assert get(gateway, "/llmops/prices/junk/delete").status_code == 404
+    actions = [e["action"] for e in audit(gateway)[:2]]
+    assert actions == ["price_override.delete", "price_override.create"]

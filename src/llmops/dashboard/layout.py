@@ -74,6 +74,7 @@ MANAGE_NAV: tuple[NavItem, ...] = (
     NavItem("Environments", "/llmops/environments", "Manage", keep_filters=False),
     NavItem("Providers", "/llmops/providers", "Manage", keep_filters=False),
     NavItem("Configs", "/llmops/configs", "Manage", keep_filters=False),
+    NavItem("Prices", "/llmops/prices", "Manage", keep_filters=False),
     NavItem("Audit log", "/llmops/audit", "Manage", keep_filters=False),
 )
 SITE_NAV: tuple[NavItem, ...] = (*NAV, *MANAGE_NAV)

@@ -1,11 +1,13 @@
-"""The management pages (nav section "Manage"): Environments, Providers, Configs and the Audit log.
+"""The management pages (nav section "Manage"): Environments, Providers, Configs, Prices and the
+Audit log.
 
 They perform the management API's operations through the same domain functions and the same
 ``ManagementApi.change`` path (see ``forms``), so a page action writes the same audit entry and
 reaches the gateway as soon as the API call would. Every POST is a plain HTML form carrying the
 session's CSRF token (``AdminGuard`` refuses it otherwise); it answers with a redirect (303) to the
 page that shows the result, or re-renders the form with the refusal naming its field. Destructive
-actions (delete an environment, revoke a secret, stop serving a config) have a confirmation page.
+actions (delete an environment, a provider, a config, a variant or a price override, revoke a
+secret, stop serving a config) have a confirmation page.
 """
 
 from __future__ import annotations
@@ -142,13 +144,15 @@ def _link(path: str, pairs: list[tuple[str, str]]) -> str:
 
 
 def manage_routes(store: Store, layout: Layout) -> list[BaseRoute]:
-    from llmops.dashboard.manage_configs import ConfigPages
+    from llmops.dashboard.manage_config_edit import ConfigEditPages
     from llmops.dashboard.manage_envs import EnvironmentPages
+    from llmops.dashboard.manage_prices import PricePages
     from llmops.dashboard.manage_providers import ProviderPages
 
     return [
         *EnvironmentPages(store, layout).routes(),
         *ProviderPages(store, layout).routes(),
-        *ConfigPages(store, layout).routes(),
+        *ConfigEditPages(store, layout).routes(),
+        *PricePages(store, layout).routes(),
         *AuditPages(store, layout).routes(),
     ]

@@ -93,7 +93,13 @@ def _back_to_page(current_url: str, root: str) -> tuple[PageQuery, str]:
 
 
 # The management pages; their modules (and pydantic) load on the first request to one of them.
-MANAGE_PREFIXES = ("/llmops/environments", "/llmops/providers", "/llmops/configs", "/llmops/audit")
+MANAGE_PREFIXES = (
+    "/llmops/environments",
+    "/llmops/providers",
+    "/llmops/configs",
+    "/llmops/prices",
+    "/llmops/audit",
+)
 
 
 def manage_routes(store: Store, layout: Layout) -> list[BaseRoute]:
