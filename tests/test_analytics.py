@@ -241,7 +241,7 @@ def test_summary_totals_match_the_rows_on_raw_and_rollups(db: Settings) -> None:
         db, [lambda c: summary(c, flt(), force="raw"), lambda c: summary(c, flt(), force="rollup")]
     )
     assert raw["source"] == "raw" and raw["percentiles"] == "exact"
-    assert rolled["source"] == "hourly" and rolled["percentiles"] == "histogram"
+    assert rolled["source"] == "daily" and rolled["percentiles"] == "histogram"
     for result in (raw, rolled):
         assert {k: result[k] for k in SUMMARY_ALL} == SUMMARY_ALL
     assert {k: raw[k] for k in EXACT_PERCENTILES} == EXACT_PERCENTILES
@@ -258,7 +258,7 @@ def test_summary_of_an_empty_range(db: Settings) -> None:
 
 def test_breakdown_by_model_with_other_row(db: Settings) -> None:
     result = run(db, lambda c: breakdown(c, flt(), "model", limit=2))
-    assert result["source"] == "hourly"
+    assert result["source"] == "daily"
     assert result["rows"] == [
         {"key": "gpt-4o", "label": "gpt-4o", "is_other": False, "requests": 2, "errors": 1,
          "error_rate": 0.5, "total_cost": 13500, "cost_per_request": 6750, "prompt_tokens": 3000,
@@ -307,7 +307,7 @@ def test_breakdowns_by_environment_status_tag_and_variant(db: Settings) -> None:
         ("4xx", 0),
         ("5xx", 0),
     ]
-    assert tenant["source"] == "daily"
+    assert tenant["source"] == "daily_tags"
     assert pick(tenant["rows"], "key", "requests", "total_cost", "errors") == [
         ("globex", 3, 13500, 2),
         ("initech", 3, 676, 0),
@@ -328,7 +328,7 @@ def test_breakdowns_by_environment_status_tag_and_variant(db: Settings) -> None:
 
 def test_costs_by_model(db: Settings) -> None:
     result = run(db, lambda c: costs_by_model(c, flt()))
-    assert result["source"] == "hourly"
+    assert result["source"] == "daily"
     zero = {"cached_cost": 0, "cache_write_cost": 0, "cached_tokens": 0, "cache_write_tokens": 0}
     assert result["rows"] == [
         {"provider": "openai", "model": "gpt-4o", "requests": 2, **zero, "input_cost": 7500,
@@ -463,12 +463,13 @@ def compare(db: Settings, cases: list[tuple[Filters, Sequence[str]]], *sources: 
 
 def test_rollups_and_raw_rows_agree_on_aligned_ranges(db: Settings) -> None:
     dims = ("model", "provider", "config", "variant", "environment", "endpoint", "status")
-    compare(db, [(flt(**params), dims) for params in ALIGNED], "hourly")
+    compare(db, [(flt(**params), dims) for params in ALIGNED], "daily")
     hourly = [functools.partial(timeseries, f=flt(**p), bucket="hour") for p in ALIGNED[:6]]
     pairs = run_all(
         db, [functools.partial(q, force=fr) for q in hourly for fr in ("raw", "rollup")]
     )
     for raw, rolled in zip(pairs[::2], pairs[1::2], strict=True):
+        assert rolled["source"] == "hourly"  # daily rollups cannot split days into hours
         assert strip(raw) == strip(rolled)
 
 
@@ -477,18 +478,79 @@ def test_daily_tag_rollups_and_raw_rows_agree(db: Settings) -> None:
     cases = [(flt(**params), dims) for params in TAGGED]
     cases.append((flt(**TAGGED[1]), ("tag:tenantSlug",)))
     cases.append((flt(), ("tag:tenantSlug", "tag:feature")))  # grouping alone picks daily rollups
-    compare(db, cases[:-1], "daily")
-    compare(db, cases[-1:], "daily", "hourly")  # summary and cost by model: hourly rollups
+    compare(db, cases[:-1], "daily_tags")
+    compare(db, cases[-1:], "daily_tags", "daily")  # summary and cost by model: daily rollups
 
 
 def test_partial_edges_come_from_raw_rows(db: Settings) -> None:
     dims = ("model", "environment", "status")
     compare(db, [(flt(*UNALIGNED, **params), dims) for params in ALIGNED[:6]], "hourly+raw")
-    compare(db, [(flt(UNALIGNED[0], D2, **params), dims) for params in TAGGED], "daily+raw")
+    compare(db, [(flt(UNALIGNED[0], D2, **params), dims) for params in TAGGED], "daily_tags+raw")
     result = run(db, lambda c: summary(c, flt(*UNALIGNED)))
     assert result["source"] == "hourly+raw"
     # r3 (10:40 on day 0) … r12 (02:30 on day 1)
     assert (result["requests"], result["total_cost"]) == (10, 14349 - 28 - 60)
+
+
+def extra_days() -> list[RequestRecord]:
+    """Rows two days before D0 and on D2, at the edges of ``SEVERAL_DAYS`` and inside it."""
+    day, s_ = dt.timedelta(days=1), dt.timedelta(seconds=1)
+    haiku: dict[str, Any] = dict(provider="anthropic", model="claude-3-5-haiku", route="search")
+    return [
+        rec(D0 - 2 * day + 10 * H + 40 * M, usage=(10, 2, 0, 0, 0), costs=(4, 0, 0, 5),
+            latency=70, tags={"tenantSlug": "acme"}),
+        rec(D0 - 2 * day + 11 * H - s_, env=(STAGING, "staging"), latency=9, status=503,
+            error="upstream_error", tags={"feature": "chat"}),
+        rec(D0 - 2 * day + 15 * H + 5 * M, env=(STAGING, "staging"), status=502, latency=40,
+            error="upstream_error", tags={"feature": "chat"}),
+        rec(D0 - day + 3 * H, **haiku, usage=(70, 30, 5, 0, 0), costs=(7, 1, 0, 9), latency=650,
+            ttft=210, stream=True, tags={"tenantSlug": "initech"}),
+        rec(D0 - dt.timedelta(microseconds=1), model="gpt-4o", usage=(900, 90, 0, 0, 9),
+            costs=(900, 0, 0, 900), latency=3100, status=499, tags={"tenantSlug": "globex"}),
+        rec(D2 + 10 * M, usage=(60, 6, 0, 0, 0), costs=(6, 0, 0, 6), latency=180,
+            tags={"tenantSlug": "globex", "feature": "search"}),
+        rec(D2 + 2 * H - s_, env=None, route=None, endpoint="embeddings", latency=20, status=429,
+            error="rate_limited"),
+        rec(D2 + 2 * H + 10 * M, usage=(30, 3, 0, 0, 0), costs=(3, 0, 0, 3), latency=95,
+            tags={"tenantSlug": "acme", "feature": "chat"}),
+    ]  # fmt: skip
+
+
+# Raw rows for [10:30, 11:00) two days before D0, hourly rollups for [11:00, midnight), daily
+# rollups for the three whole days D0-1, D0 and D1, hourly for [D2, D2 02:00), raw for the rest.
+SEVERAL_DAYS = (D0 - dt.timedelta(days=2) + 10 * H + 30 * M, D2 + 2 * H + 30 * M)
+
+
+@pytest.fixture
+def db_days(database_url: str, tmp_path: Path) -> Settings:
+    settings = settings_for(database_url, tmp_path)
+    seed(settings, [*RECS.values(), *extra_days()])
+    return settings
+
+
+def test_daily_rollups_answer_whole_days_between_hourly_and_raw_edges(db_days: Settings) -> None:
+    dims = ("model", "provider", "config", "variant", "environment", "endpoint", "status")
+    cases = [(flt(*SEVERAL_DAYS, **params), dims) for params in ALIGNED]
+    compare(db_days, cases, "daily+hourly+raw")
+    tag_dims = ("model", "provider", "config", "variant", "environment", "status")
+    tagged = [(flt(*SEVERAL_DAYS, **params), tag_dims) for params in TAGGED]
+    compare(db_days, tagged, "daily_tags+raw")
+    by_tag = [(flt(*SEVERAL_DAYS), ("tag:tenantSlug",))]  # summary, costs: daily; tag: daily_tags
+    compare(db_days, by_tag, "daily+hourly+raw", "daily_tags+raw")
+    hours = [
+        functools.partial(timeseries, f=flt(*SEVERAL_DAYS, **p), bucket="hour") for p in ALIGNED
+    ]
+    pairs = run_all(
+        db_days, [functools.partial(q, force=fr) for q in hours for fr in ("raw", "rollup")]
+    )
+    for raw, rolled in zip(pairs[::2], pairs[1::2], strict=True):
+        assert rolled["source"] == "hourly+raw"
+        assert strip(raw) == strip(rolled)
+    total = run(db_days, lambda c: summary(c, flt(*SEVERAL_DAYS)))
+    assert total["source"] == "daily+hourly+raw" and total["percentiles"] == "histogram"
+    assert total["requests"] == 14 + 8
+    assert total["total_cost"] == 14349 + 9 + 17 + 1800 + 12 + 6
+    assert (total["latency_min_ms"], total["latency_max_ms"]) == (3, 3100)
 
 
 def test_which_table_answers(db: Settings) -> None:
@@ -511,12 +573,12 @@ def test_which_table_answers(db: Settings) -> None:
         ],
     )
     assert found == [
-        "hourly",
         "daily",
+        "daily_tags",
         "raw",
         "raw",
         "raw",
-        "hourly",
+        "daily",
         "raw",
         "raw",
         "raw",

@@ -1,5 +1,5 @@
-"""Rollups add each batch into hourly, daily-tag and tag-value rows that match the raw rows, on
-both backends; the latency histogram estimates percentiles."""
+"""Rollups add each batch into hourly, daily, daily-tag and tag-value rows that match the raw
+rows, on both backends; the latency histogram estimates percentiles."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from llmops.cli import run_in_store
 from llmops.observability.records import COLUMNS
+from llmops.observability.reprice import rebuild_rollups
 from llmops.observability.rollups import (
     estimate_percentile,
     latency_bucket,
@@ -25,6 +26,7 @@ from llmops.observability.rollups import (
 )
 from llmops.settings import Settings
 from llmops.store import schema as s
+from llmops.store.migrations import m0005_daily_rollup
 
 UTC = dt.UTC
 HOUR = dt.datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -201,11 +203,13 @@ def grouped(
     return groups
 
 
-def expected_hourly(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+def expected_hourly(
+    rows: list[dict[str, Any]], by_day: bool = False
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         at = r["created_at"].astimezone(UTC)
         return (
-            dt.datetime(at.year, at.month, at.day, at.hour, tzinfo=UTC),
+            dt.datetime(at.year, at.month, at.day, 0 if by_day else at.hour, tzinfo=UTC),
             sid(r["environment_id"]),
             sid(r["config_id"]),
             sid(r["variant_id"]),
@@ -341,6 +345,78 @@ def test_hour_and_day_boundaries_split_buckets(database_url: str, tmp_path: Path
     assert sorted(k[0] for k in daily) == [dt.datetime(2025, 3, 4, tzinfo=UTC), midnight]
     values = read(settings, s.llm_tag_values, ("tag_key", "tag_value"))
     assert values == {("tenantSlug", "acme"): {"requests": 2, "last_seen": midnight}}
+
+
+def several_days() -> list[dict[str, Any]]:
+    """Both batches plus rows around midnights, so that days hold several hours."""
+    late = dt.datetime(2025, 3, 4, 23, 59, 59, 999_000, tzinfo=UTC)
+    day = dt.timedelta(days=1)
+    rows = [
+        *first_batch(),
+        *second_batch(),
+        request(late, latency_ms=77, environment_name="late-name"),
+        request(late + dt.timedelta(milliseconds=1), status_code=502, latency_ms=4, **NO_USAGE),
+        request(late - day, latency_ms=12, is_streaming=True, ttft_ms=3),
+        request(late + 2 * day, provider="anthropic", model="claude-3-5-haiku", **UNROUTED),
+    ]
+    for row in rows:  # in UTC, as the writer stores them (SQLite would drop another offset)
+        row["created_at"] = row["created_at"].astimezone(UTC)
+    return rows
+
+
+def test_daily_rollup_equals_sums_of_raw_rows(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    rows = several_days()
+    write(settings, rows[:9])
+    write(settings, rows[9:])
+    found = read(settings, s.llm_rollup_daily, HOURLY_KEY)
+    assert found == expected_hourly(rows, by_day=True)
+    assert {k[0] for k in found} == {dt.datetime(2025, 3, d, tzinfo=UTC) for d in (3, 4, 5, 6)}
+    main = (dt.datetime(2025, 3, 4, tzinfo=UTC), str(ENV), str(CONFIG), str(VARIANT), 2,
+            "openai", "gpt-4o-mini", "chat.completions", "2xx")  # fmt: skip
+    assert found[main]["environment_name"] == "late-name"  # the day's latest name
+
+
+def test_migration_backfills_daily_rollups_from_hourly(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    rows = several_days()
+    write(settings, rows)
+    written = read(settings, s.llm_rollup_daily, HOURLY_KEY)
+
+    def backfill(conn: Connection) -> None:
+        conn.execute(sa.delete(s.llm_rollup_daily))
+        m0005_daily_rollup.upgrade(conn)  # the table exists: only the backfill runs
+
+    run_in_store(settings, backfill)
+    names = ("environment_name", "config_slug", "variant_name")  # the backfill keeps any name
+
+    def counters(table: dict[tuple[Any, ...], dict[str, Any]]) -> Any:
+        return {k: {n: v for n, v in row.items() if n not in names} for k, row in table.items()}
+
+    assert counters(read(settings, s.llm_rollup_daily, HOURLY_KEY)) == counters(written)
+
+
+def test_rebuilding_rollups_rebuilds_the_touched_days(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    rows = several_days()
+    write(settings, rows)
+    hourly = read(settings, s.llm_rollup_hourly, HOURLY_KEY)
+
+    def rebuild(conn: Connection) -> None:
+        day = s.llm_rollup_daily
+        conn.execute(sa.update(day).values(requests=day.c.requests + 100))  # drifted rows
+        since = dt.datetime(2025, 3, 4, 12, tzinfo=UTC)
+        rebuild_rollups(conn, since, since + dt.timedelta(hours=1), INDEXED)
+
+    run_in_store(settings, rebuild)
+    found = read(settings, s.llm_rollup_daily, HOURLY_KEY)
+    want = expected_hourly(rows, by_day=True)
+    assert {k: v for k, v in found.items() if k[0].day == 4} == {
+        k: v for k, v in want.items() if k[0].day == 4
+    }
+    untouched = {k: v["requests"] - 100 for k, v in found.items() if k[0].day != 4}
+    assert untouched == {k: v["requests"] for k, v in want.items() if k[0].day != 4}
+    assert read(settings, s.llm_rollup_hourly, HOURLY_KEY) == hourly
 
 
 def test_daily_tag_rollup_covers_only_indexed_keys(database_url: str, tmp_path: Path) -> None:

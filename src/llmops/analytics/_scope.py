@@ -2,16 +2,19 @@
 
 A query is cut into time *segments*, each answered by one source:
 
-- ``hourly`` (``llm_rollup_hourly``) when every filter and grouping maps to its key columns:
-  environment, config, variant, provider, model, endpoint and status *classes* (``success``,
-  ``error``, ``4xx``…, or a code that is its own class such as 499); groupings by those or by
-  hour/day. No tag, streaming, latency or cost filter.
-- ``daily`` (``llm_rollup_daily_tags``) when exactly one tag key is involved (filtered, grouped by,
-  or both), that key is in ``indexed_tags``, and everything else maps to its keys (as hourly, minus
-  endpoint; time only by day).
+- ``daily`` (``llm_rollup_daily``) and ``hourly`` (``llm_rollup_hourly``), which share one key,
+  when every filter and grouping maps to its key columns: environment, config, variant, provider,
+  model, endpoint and status *classes* (``success``, ``error``, ``4xx``…, or a code that is its own
+  class such as 499); groupings by those or by hour/day. No tag, streaming, latency or cost
+  filter. Daily rows answer the whole UTC days of the range (unless grouped by hour), hourly rows
+  the whole hours around them, raw rows the partial hours at the edges.
+- ``daily_tags`` (``llm_rollup_daily_tags``) when exactly one tag key is involved (filtered,
+  grouped by, or both), that key is in ``indexed_tags``, and everything else maps to its keys (as
+  hourly, minus endpoint; time only by day).
 - ``raw`` (``llm_requests``) otherwise, and for the partial hours (days) at the edges of a range
-  that is not aligned: a rollup answers the whole hours (days) in the middle and raw rows the rest,
-  so ``range=7d`` at 10:37 still reads rollups for all but two partial hours.
+  that is not aligned: rollups answer the whole hours (days) in the middle and raw rows the rest,
+  so ``range=30d`` at 10:37 reads 29 days of daily rows, 23 hours of hourly rows and two partial
+  hours of raw rows.
 
 Counters and sums are additive, so segments combine exactly; ``force="raw"`` reads only raw rows
 and gives the same counters (tests compare the two).
@@ -35,7 +38,7 @@ from llmops.analytics.lookups import resolve_ids
 from llmops.observability.rollups import status_class
 from llmops.store import schema as s
 
-Source = Literal["raw", "hourly", "daily"]
+Source = Literal["raw", "hourly", "daily", "daily_tags"]
 Force = Literal["raw", "rollup"] | None
 
 HOURLY_DIMS = frozenset(
@@ -55,7 +58,7 @@ class Segment:
     source: Source
     start: dt.datetime
     end: dt.datetime
-    tag_key: str | None = None  # the tag key a daily segment reads
+    tag_key: str | None = None  # the tag key a daily_tags segment reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,31 +154,53 @@ def plan(
     whole = [Segment("raw", f.start, f.end)]
     if force == "raw":
         return whole
-    tag_key: str | None = None
     hourly = _hourly_blocker(f, dims)
     if hourly is None:
-        source: Source = "hourly"
-        unit = "hour"
-    elif (daily := _daily_blocker(f, dims, indexed_tags)) is None:
-        source, unit = "daily", "day"
-        tag_key = _tag_keys(f, dims)[0]
-    else:
+        return _hourly_plan(f, dims)
+    if (daily := _daily_blocker(f, dims, indexed_tags)) is not None:
         if force == "rollup":
             raise NotFromRollups(f"rollups cannot answer {hourly}; daily tag rollups: {daily}")
         return whole
-    low, high = ceil(f.start, unit), floor(f.end, unit)
+    low, high = ceil(f.start, "day"), floor(f.end, "day")
     if low >= high:
         return whole
-    out = [Segment(source, low, high, tag_key)]
-    if f.start < low:
-        out.insert(0, Segment("raw", f.start, low))
-    if high < f.end:
-        out.append(Segment("raw", high, f.end))
-    return out
+    return _cut(
+        [
+            Segment("raw", f.start, low),
+            Segment("daily_tags", low, high, _tag_keys(f, dims)[0]),
+            Segment("raw", high, f.end),
+        ]
+    )
+
+
+def _hourly_plan(f: Filters, dims: Sequence[str]) -> list[Segment]:
+    """Raw rows for the partial hours at the edges, hourly rollups for the whole hours outside
+    whole days, daily rollups for the whole days (not when grouped by hour)."""
+    low, high = ceil(f.start, "hour"), floor(f.end, "hour")
+    if low >= high:
+        return [Segment("raw", f.start, f.end)]
+    day_low, day_high = ceil(low, "day"), floor(high, "day")
+    if "time:hour" in dims or day_low >= day_high:
+        day_low = day_high = high
+    return _cut(
+        [
+            Segment("raw", f.start, low),
+            Segment("hourly", low, day_low),
+            Segment("daily", day_low, day_high),
+            Segment("hourly", day_high, high),
+            Segment("raw", high, f.end),
+        ]
+    )
+
+
+def _cut(segments: Sequence[Segment]) -> list[Segment]:
+    """``segments`` without the empty ones."""
+    return [seg for seg in segments if seg.start < seg.end]
 
 
 def describe(segments: Sequence[Segment]) -> str:
-    """``raw``, ``hourly``, ``daily`` or a mix such as ``hourly+raw``: which tables answered."""
+    """``raw``, ``hourly``, ``daily``, ``daily_tags`` or a mix such as ``daily+hourly+raw``: which
+    tables answered."""
     rollups = sorted({seg.source for seg in segments if seg.source != "raw"})
     raw = any(seg.source == "raw" for seg in segments)
     return "+".join([*rollups, *(["raw"] if raw else [])])
@@ -232,9 +257,9 @@ def raw_where(scope: Scope, start: dt.datetime, end: dt.datetime) -> list[Column
 
 
 def rollup_where(scope: Scope, seg: Segment) -> list[ColumnElement[bool]]:
-    """Conditions selecting the rollup rows of a ``hourly`` or ``daily`` segment."""
+    """Conditions selecting the rollup rows of a ``hourly``, ``daily`` or ``daily_tags`` segment."""
     f = scope.f
-    table = s.llm_rollup_hourly if seg.source == "hourly" else s.llm_rollup_daily_tags
+    table = rollup_table(seg)
     out: list[ColumnElement[bool]] = [table.c.bucket >= seg.start, table.c.bucket < seg.end]
     out += _key_where(scope, table, as_text=True)
     if seg.tag_key is not None:
@@ -244,6 +269,12 @@ def rollup_where(scope: Scope, seg: Segment) -> list[ColumnElement[bool]]:
     for _key, values in f.tags:
         out.append(table.c.tag_value.in_(values))
     return out
+
+
+def rollup_table(seg: Segment) -> sa.Table:
+    """The table a rollup segment reads."""
+    tables = {"hourly": s.llm_rollup_hourly, "daily": s.llm_rollup_daily}
+    return tables.get(seg.source, s.llm_rollup_daily_tags)
 
 
 def _key_where(scope: Scope, table: sa.Table, as_text: bool) -> list[ColumnElement[bool]]:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.analytics import dialect
-from llmops.analytics._scope import Scope, Segment, raw_where, rollup_where
+from llmops.analytics._scope import Scope, Segment, raw_where, rollup_table, rollup_where
 from llmops.observability.rollups import latency_bucket, status_class
 from llmops.store import schema as s
 
@@ -76,9 +76,7 @@ _ID_DIMS = {"environment": "environment_id", "config": "config_id", "variant": "
 
 def _dim_column(scope: Scope, seg: Segment, dim: str) -> ColumnElement[Any]:
     raw = seg.source == "raw"
-    table = {"raw": s.llm_requests, "hourly": s.llm_rollup_hourly}.get(
-        seg.source, s.llm_rollup_daily_tags
-    )
+    table = s.llm_requests if raw else rollup_table(seg)
     if dim in _ID_DIMS:
         return table.c[_ID_DIMS[dim]]
     if dim == "status":
@@ -164,8 +162,8 @@ def _query(
         where = raw_where(scope, seg.start, seg.end)
         histogram = False
     else:
-        table = s.llm_rollup_hourly if seg.source == "hourly" else s.llm_rollup_daily_tags
-        histogram = histogram and seg.source == "hourly"
+        table = rollup_table(seg)
+        histogram = histogram and seg.source in ("hourly", "daily")
         metrics, where = _rollup_metrics(table, histogram), rollup_where(scope, seg)
     groups = [_dim_column(scope, seg, dim).label(f"g{i}") for i, dim in enumerate(dims)]
     stmt = sa.select(*groups, *metrics).select_from(table).where(*where)
@@ -183,15 +181,15 @@ def _query(
 def _daily_with_untagged(
     conn: Connection, scope: Scope, seg: Segment, dims: Sequence[str]
 ) -> dict[Key, Totals]:
-    """A daily segment grouped by its tag, plus the rows *without* the tag (tag None).
+    """A daily_tags segment grouped by its tag, plus the rows *without* the tag (tag None).
 
-    Daily rollups only count rows that carry the tag; the others are the hourly totals of the
-    same range less the daily ones (both are written in the same transaction, so they agree).
+    Daily tag rollups only count rows that carry the tag; the others are the daily totals of the
+    same whole days less the tagged ones (all are written in the same transaction, so they agree).
     """
     out = _query(conn, scope, seg, dims, histogram=False)
     at = next(i for i, dim in enumerate(dims) if dim.startswith("tag:"))
     rest = [dim for i, dim in enumerate(dims) if i != at]
-    untagged = _query(conn, scope, Segment("hourly", seg.start, seg.end), rest, histogram=False)
+    untagged = _query(conn, scope, Segment("daily", seg.start, seg.end), rest, histogram=False)
     tagged: dict[Key, Totals] = {}
     for key, totals in out.items():
         merge(tagged, key[:at] + key[at + 1 :], totals)
@@ -214,7 +212,7 @@ def grouped_totals(
     latency histogram, from rollups or computed from raw latencies."""
     out: dict[Key, Totals] = {}
     for seg in segments:
-        untagged = seg.source == "daily" and not scope.f.tags
+        untagged = seg.source == "daily_tags" and not scope.f.tags
         if untagged and any(dim.startswith("tag:") for dim in dims):
             part = _daily_with_untagged(conn, scope, seg, dims)
         else:

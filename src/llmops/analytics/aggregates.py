@@ -6,7 +6,7 @@ range) and ``force`` (``"raw"`` / ``"rollup"``, for tests) choose the tables; se
 when rollups answer. Counters and sums are identical whichever tables answer. Latency
 percentiles are exact (linear interpolation between ranks) when raw rows answer the whole range
 or when daily tag rollups answer (they keep no histogram, so percentiles come from raw rows);
-with hourly rollups they are estimated from the latency histogram (within one half-octave
+with hourly/daily rollups they are estimated from the latency histogram (within one half-octave
 bucket, typically a few percent). ``"percentiles"`` says which, ``"source"`` which tables answered.
 
 Money is integer micro-dollars; averages and rates are floats.
@@ -100,7 +100,7 @@ def summary(
     counts."""
     scope = open_scope(conn, f)
     segments = plan(f, (), indexed_tags, force)
-    estimated = any(seg.source == "hourly" for seg in segments)
+    estimated = any(seg.source in ("hourly", "daily") for seg in segments)
     t = grouped_totals(conn, scope, segments, (), histogram=estimated).get((), Totals())
     requests = t["requests"]
     out: dict[str, Any] = {

@@ -130,16 +130,18 @@ def _day(at: dt.datetime) -> dt.datetime:
 def rebuild_rollups(
     conn: Connection, since: dt.datetime, until: dt.datetime | None, indexed_tags: Sequence[str]
 ) -> None:
-    """Recompute the hourly and daily-tag rollups of the whole days touching [since, until)."""
+    """Recompute the hourly, daily and daily-tag rollups of the whole days touching
+    [since, until)."""
     start = _day(since)
     end = _day(until) + dt.timedelta(days=1) if until is not None else None
     if conn.dialect.name == "postgresql":
         conn.execute(
             sa.text(
-                "LOCK TABLE llm_rollup_hourly, llm_rollup_daily_tags IN SHARE ROW EXCLUSIVE MODE"
+                "LOCK TABLE llm_rollup_hourly, llm_rollup_daily, llm_rollup_daily_tags"
+                " IN SHARE ROW EXCLUSIVE MODE"
             )
         )
-    for table in (s.llm_rollup_hourly, s.llm_rollup_daily_tags):
+    for table in (s.llm_rollup_hourly, s.llm_rollup_daily, s.llm_rollup_daily_tags):
         cond = [table.c.bucket >= start] + ([table.c.bucket < end] if end is not None else [])
         conn.execute(sa.delete(table).where(*cond))
     t = s.llm_requests

@@ -2,7 +2,8 @@
 
 ``write_rollups`` sums a batch of ``llm_requests`` rows in Python, then upserts one row per key
 into ``llm_rollup_hourly`` (hour × environment × config × variant/version × provider × model ×
-endpoint × status class, with a latency histogram), ``llm_rollup_daily_tags`` (day × indexed tag
+endpoint × status class, with a latency histogram), ``llm_rollup_daily`` (the same per UTC day),
+``llm_rollup_daily_tags`` (day × indexed tag
 key/value × environment × config × variant × provider × model × status class) and
 ``llm_tag_values`` (every tag key/value seen). Upserts *add* to existing counters, so rows written
 by several writer processes, or by several flushes within one hour, add up.
@@ -189,6 +190,7 @@ class _Batch:
     def __init__(self, indexed_tags: Sequence[str]):
         self.indexed = tuple(dict.fromkeys(indexed_tags))
         self.hourly: dict[tuple[Any, ...], _Totals] = {}
+        self.by_day: dict[tuple[Any, ...], _Totals] = {}  # the hourly key with bucket = day
         self.daily: dict[tuple[Any, ...], _Totals] = {}
         self.tag_values: dict[tuple[str, str], list[Any]] = {}  # [requests, last_seen]
 
@@ -204,16 +206,17 @@ class _Batch:
 
         version = row["variant_version"] or 0
         endpoint = _text(row["endpoint"], "endpoint")
-        key = (hour, *ids, version, provider, model, endpoint, status)
-        if (totals := self.hourly.get(key)) is None:
-            totals = self.hourly[key] = _Totals(histogram=True)
-        totals.add(share, latency, bucket)
-        for name in _NAMES:
-            if row.get(name) is not None:
-                totals.names[name] = _text(row[name], name)
+        day = hour.replace(hour=0)
+        rest = (*ids, version, provider, model, endpoint, status)
+        for table, key in ((self.hourly, (hour, *rest)), (self.by_day, (day, *rest))):
+            if (totals := table.get(key)) is None:
+                totals = table[key] = _Totals(histogram=True)
+            totals.add(share, latency, bucket)
+            for name in _NAMES:
+                if row.get(name) is not None:
+                    totals.names[name] = _text(row[name], name)
 
         tags: Mapping[str, Any] = row["tags"] or {}
-        day = hour.replace(hour=0)
         for tag in self.indexed:
             if tag in tags:
                 value = _text(tags[tag], "tag_value")
@@ -229,6 +232,9 @@ class _Batch:
 
     def hourly_params(self) -> list[dict[str, Any]]:
         return _params(_HOURLY_KEY, self.hourly)
+
+    def by_day_params(self) -> list[dict[str, Any]]:
+        return _params(_HOURLY_KEY, self.by_day)
 
     def daily_params(self) -> list[dict[str, Any]]:
         return _params(_DAILY_KEY, self.daily)
@@ -263,6 +269,7 @@ def write_rollups(
     for created, row in sorted(((_utc(r["created_at"]), r) for r in rows), key=lambda p: p[0]):
         batch.add(row, created)
     _upsert(conn, schema.llm_rollup_hourly, batch.hourly_params())
+    _upsert(conn, schema.llm_rollup_daily, batch.by_day_params())
     _upsert(conn, schema.llm_rollup_daily_tags, batch.daily_params())
     if tag_values:  # off when rebuilding rollups of rows already counted there
         _upsert(conn, schema.llm_tag_values, batch.tag_value_params())

@@ -250,24 +250,32 @@ def _key(name: str, length: int = 200) -> sa.Column[object]:
     return sa.Column(name, sa.String(length), primary_key=True, server_default="")
 
 
+def _rollup_table(name: str) -> sa.Table:
+    # The hourly and daily rollups share one column set: only the bucket width differs.
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("bucket", UTC_TIME, primary_key=True),
+        _key("environment_id", 36),
+        _key("config_id", 36),
+        _key("variant_id", 36),
+        sa.Column("variant_version", sa.Integer, primary_key=True, server_default="0"),
+        _key("provider", 32),
+        _key("model"),
+        _key("endpoint", 32),
+        _key("status_class", 8),  # "2xx", "4xx", "5xx", "499", …
+        sa.Column("environment_name", sa.String(64)),
+        sa.Column("config_slug", sa.String(64)),
+        sa.Column("variant_name", sa.String(200)),
+        *_metrics(histogram=True),
+    )
+
+
 # Hourly aggregates written by the batch writer in the same transaction as the rows.
-llm_rollup_hourly = sa.Table(
-    "llm_rollup_hourly",
-    metadata,
-    sa.Column("bucket", UTC_TIME, primary_key=True),
-    _key("environment_id", 36),
-    _key("config_id", 36),
-    _key("variant_id", 36),
-    sa.Column("variant_version", sa.Integer, primary_key=True, server_default="0"),
-    _key("provider", 32),
-    _key("model"),
-    _key("endpoint", 32),
-    _key("status_class", 8),  # "2xx", "4xx", "5xx", "499", …
-    sa.Column("environment_name", sa.String(64)),
-    sa.Column("config_slug", sa.String(64)),
-    sa.Column("variant_name", sa.String(200)),
-    *_metrics(histogram=True),
-)
+llm_rollup_hourly = _rollup_table("llm_rollup_hourly")
+
+# The same aggregates per UTC day (bucket = midnight), so that long ranges read few rows.
+llm_rollup_daily = _rollup_table("llm_rollup_daily")
 
 # Daily aggregates per value of each indexed tag key (LLMOPS_INDEXED_TAGS).
 llm_rollup_daily_tags = sa.Table(

@@ -17,6 +17,7 @@ from llmops.store.migrations import (
     m0002_observability,
     m0003_admin,
     m0004_query_indexes,
+    m0005_daily_rollup,
 )
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
@@ -24,4 +25,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0002_observability", m0002_observability.upgrade),
     ("0003_admin", m0003_admin.upgrade),
     ("0004_query_indexes", m0004_query_indexes.upgrade),
+    ("0005_daily_rollup", m0005_daily_rollup.upgrade),
 ]
