@@ -779,7 +779,13 @@ def git_version() -> str:
 async def database_facts(store: Store) -> dict[str, Any]:
     def read(conn: Connection) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        tables = ("llm_requests", "llm_rollup_hourly", "llm_rollup_daily_tags", "llm_tag_values")
+        tables = (
+            "llm_requests",
+            "llm_rollup_hourly",
+            "llm_rollup_daily",
+            "llm_rollup_daily_tags",
+            "llm_tag_values",
+        )
         for table in tables[1:]:
             out[f"{table}_rows"] = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
         if conn.dialect.name == "postgresql":
