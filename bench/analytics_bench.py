@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import uvloop
 from pgcluster import PgCluster
 from rich.console import Console
 from rich.table import Table
+from run import terminate_on_sigterm
 from sqlalchemy import Connection
 
 from llmops.analytics import (
@@ -1035,20 +1035,6 @@ def short_sql(sql: str) -> str:
     if sep and len(head) > 240:
         head = head[:200] + f" … ({head.count(',') + 1} columns) "
     return " ".join((head + sep + rest).split())
-
-
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the cleanup in ``finally`` blocks runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_args() -> argparse.Namespace:
