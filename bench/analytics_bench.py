@@ -784,6 +784,8 @@ async def database_facts(store: Store) -> dict[str, Any]:
             "llm_rollup_hourly",
             "llm_rollup_daily",
             "llm_rollup_daily_tags",
+            "llm_rollup_tag_hourly",
+            "llm_rollup_tag_daily",
             "llm_tag_values",
         )
         for table in tables[1:]:

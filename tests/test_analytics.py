@@ -29,6 +29,7 @@ from llmops.analytics import (
     Filters,
     NotFromRollups,
     breakdown,
+    breakdowns,
     costs_by_model,
     export,
     list_requests,
@@ -307,7 +308,7 @@ def test_breakdowns_by_environment_status_tag_and_variant(db: Settings) -> None:
         ("4xx", 0),
         ("5xx", 0),
     ]
-    assert tenant["source"] == "daily_tags"
+    assert tenant["source"] == "tag_daily"
     assert pick(tenant["rows"], "key", "requests", "total_cost", "errors") == [
         ("globex", 3, 13500, 2),
         ("initech", 3, 676, 0),
@@ -324,6 +325,25 @@ def test_breakdowns_by_environment_status_tag_and_variant(db: Settings) -> None:
         ("search/fast", 723),
         ("(none)", 300),
     ]
+
+
+def test_several_breakdowns_from_one_query_equal_one_each(db: Settings) -> None:
+    dims = ("environment", "config", "variant", "model")
+    for f in (flt(), flt(*UNALIGNED), flt(tag="tenantSlug=acme")):
+        together, *alone = run_all(
+            db,
+            [
+                lambda c, f=f: breakdowns(c, f, dims, "requests", 2, indexed_tags=INDEXED),
+                *(
+                    functools.partial(
+                        breakdown, f=f, by=by, sort="requests", limit=2, indexed_tags=INDEXED
+                    )
+                    for by in dims
+                ),
+            ],
+        )
+        assert [strip(r) for r in together] == [strip(r) for r in alone]
+        assert [r["rows"] for r in together] != [[]] * 4
 
 
 def test_costs_by_model(db: Settings) -> None:
@@ -477,15 +497,70 @@ def test_daily_tag_rollups_and_raw_rows_agree(db: Settings) -> None:
     dims = ("model", "provider", "config", "variant", "environment", "status")
     cases = [(flt(**params), dims) for params in TAGGED]
     cases.append((flt(**TAGGED[1]), ("tag:tenantSlug",)))
-    cases.append((flt(), ("tag:tenantSlug", "tag:feature")))  # grouping alone picks daily rollups
-    compare(db, cases[:-1], "daily_tags")
-    compare(db, cases[-1:], "daily_tags", "daily")  # summary and cost by model: daily rollups
+    compare(db, cases[1:], "daily_tags")
+    # A tag filter alone: tag totals, except when grouped by another key (daily tag rollups).
+    compare(db, cases[:1], "daily_tags", "tag_daily")
+
+
+def test_tag_totals_and_raw_rows_agree(db: Settings) -> None:
+    cases: list[tuple[Filters, Sequence[str]]] = [
+        (flt(), ("tag:tenantSlug", "tag:feature")),  # summary, cost by model: daily rollups
+        (flt(tag="tenantSlug=acme"), ("tag:tenantSlug",)),
+        (flt(tag=["tenantSlug=acme", "tenantSlug=globex"]), ("tag:tenantSlug",)),
+        (flt(tag="feature=chat"), ("tag:feature",)),
+        (flt(tag="tenantSlug=nobody"), ("tag:tenantSlug",)),
+    ]
+    queries: list[Callable[..., Any]] = []
+    for f, dims in cases:
+        for dim in dims:
+            queries.append(functools.partial(breakdown, f=f, by=dim))
+            queries.append(functools.partial(timeseries, f=f, bucket="hour", split_by=dim))
+        if f.tags:
+            queries.append(functools.partial(summary, f=f))
+            queries.append(functools.partial(timeseries, f=f, bucket="day"))
+    fns = [
+        functools.partial(query, force=force, indexed_tags=INDEXED)
+        for query in queries
+        for force in ("raw", "rollup")
+    ]
+    results = run_all(db, fns)
+    for i in range(0, len(results), 2):
+        raw, rolled = results[i], results[i + 1]
+        assert raw["source"] == "raw"
+        assert rolled["source"] in ("tag_daily", "tag_hourly"), fns[i]
+        assert strip(raw) == strip(rolled), fns[i]
+
+
+def test_tag_totals_estimate_percentiles_and_count_untagged_rows(db: Settings) -> None:
+    raw, rolled, by_tenant = run_all(
+        db,
+        [
+            lambda c: summary(c, flt(tag="tenantSlug=acme"), force="raw"),
+            lambda c: summary(c, flt(tag="tenantSlug=acme"), indexed_tags=INDEXED),
+            lambda c: breakdown(c, flt(), "tag:tenantSlug", sort="requests", indexed_tags=INDEXED),
+        ],
+    )
+    assert raw["percentiles"] == "exact"
+    assert (rolled["source"], rolled["percentiles"]) == ("tag_daily", "histogram")
+    assert rolled["requests"] == raw["requests"] == 6
+    for name in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        assert abs(rolled[name] - raw[name]) / raw[name] < 0.42  # one half-octave bucket
+    # Rows without the tag are stored as such: the "(none)" row is read, not subtracted.
+    assert pick(by_tenant["rows"], "key", "requests") == [
+        ("acme", 6),
+        ("globex", 3),
+        ("initech", 3),
+        (None, 2),
+    ]
 
 
 def test_partial_edges_come_from_raw_rows(db: Settings) -> None:
     dims = ("model", "environment", "status")
     compare(db, [(flt(*UNALIGNED, **params), dims) for params in ALIGNED[:6]], "hourly+raw")
-    compare(db, [(flt(UNALIGNED[0], D2, **params), dims) for params in TAGGED], "daily_tags+raw")
+    tagged = [(flt(UNALIGNED[0], D2, **params), dims) for params in TAGGED]
+    compare(db, tagged, "daily_tags+raw", "tag_daily+tag_hourly+raw")
+    by_tag = [(flt(*UNALIGNED, tag="tenantSlug=acme"), ("tag:tenantSlug",))]
+    compare(db, by_tag, "tag_hourly+raw", "raw")  # cost by model: no whole day of tag rollups
     result = run(db, lambda c: summary(c, flt(*UNALIGNED)))
     assert result["source"] == "hourly+raw"
     # r3 (10:40 on day 0) … r12 (02:30 on day 1)
@@ -534,9 +609,9 @@ def test_daily_rollups_answer_whole_days_between_hourly_and_raw_edges(db_days: S
     compare(db_days, cases, "daily+hourly+raw")
     tag_dims = ("model", "provider", "config", "variant", "environment", "status")
     tagged = [(flt(*SEVERAL_DAYS, **params), tag_dims) for params in TAGGED]
-    compare(db_days, tagged, "daily_tags+raw")
-    by_tag = [(flt(*SEVERAL_DAYS), ("tag:tenantSlug",))]  # summary, costs: daily; tag: daily_tags
-    compare(db_days, by_tag, "daily+hourly+raw", "daily_tags+raw")
+    compare(db_days, tagged, "daily_tags+raw", "tag_daily+tag_hourly+raw")
+    by_tag = [(flt(*SEVERAL_DAYS), ("tag:tenantSlug",))]  # summary, costs: daily; tag: tag totals
+    compare(db_days, by_tag, "daily+hourly+raw", "tag_daily+tag_hourly+raw")
     hours = [
         functools.partial(timeseries, f=flt(*SEVERAL_DAYS, **p), bucket="hour") for p in ALIGNED
     ]
@@ -570,11 +645,12 @@ def test_which_table_answers(db: Settings) -> None:
             source(flt(min_latency="10")),
             source(flt(D0 + 10 * H + M, D0 + 11 * H + 59 * M)),  # no whole hour
             source(flt(endpoint="embeddings", tag="tenantSlug=acme")),
+            source(flt(model="gpt-4o", tag="tenantSlug=acme")),
         ],
     )
     assert found == [
         "daily",
-        "daily_tags",
+        "tag_daily",
         "raw",
         "raw",
         "raw",
@@ -583,6 +659,7 @@ def test_which_table_answers(db: Settings) -> None:
         "raw",
         "raw",
         "raw",
+        "daily_tags",
     ]
     with pytest.raises(NotFromRollups):
         run(db, lambda c: summary(c, flt(streaming="true"), force="rollup"))

@@ -26,7 +26,7 @@ from llmops.observability.rollups import (
 )
 from llmops.settings import Settings
 from llmops.store import schema as s
-from llmops.store.migrations import m0005_daily_rollup
+from llmops.store.migrations import m0005_daily_rollup, m0006_tag_totals
 
 UTC = dt.UTC
 HOUR = dt.datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -56,6 +56,7 @@ DAILY_KEY = (
     "model",
     "status_class",
 )
+TAG_KEY = ("bucket", "tag_key", "tagged", "tag_value")
 SUMMED = (
     "prompt_tokens",
     "completion_tokens",
@@ -243,6 +244,24 @@ def expected_daily(rows: list[dict[str, Any]], tag: str) -> dict[tuple[Any, ...]
     return {k: totals(g, histogram=False) for k, g in grouped(rows, key).items()}
 
 
+def expected_tag_totals(
+    rows: list[dict[str, Any]], tags: Sequence[str], by_day: bool
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for tag in tags:
+
+        def key(r: dict[str, Any], tag: str = tag) -> tuple[Any, ...]:
+            at = r["created_at"].astimezone(UTC)
+            bucket = dt.datetime(at.year, at.month, at.day, 0 if by_day else at.hour, tzinfo=UTC)
+            return (bucket, tag, tag in r["tags"], r["tags"].get(tag, ""))
+
+        for k, g in grouped(rows, key).items():
+            out[k] = totals(g, histogram=True)
+            for name in ("environment_name", "config_slug", "variant_name"):
+                del out[k][name]
+    return out
+
+
 # --- running and reading ----------------------------------------------------------------------
 
 
@@ -403,8 +422,8 @@ def test_rebuilding_rollups_rebuilds_the_touched_days(database_url: str, tmp_pat
     hourly = read(settings, s.llm_rollup_hourly, HOURLY_KEY)
 
     def rebuild(conn: Connection) -> None:
-        day = s.llm_rollup_daily
-        conn.execute(sa.update(day).values(requests=day.c.requests + 100))  # drifted rows
+        for day in (s.llm_rollup_daily, s.llm_rollup_tag_daily):  # drifted rows
+            conn.execute(sa.update(day).values(requests=day.c.requests + 100))
         since = dt.datetime(2025, 3, 4, 12, tzinfo=UTC)
         rebuild_rollups(conn, since, since + dt.timedelta(hours=1), INDEXED)
 
@@ -417,6 +436,17 @@ def test_rebuilding_rollups_rebuilds_the_touched_days(database_url: str, tmp_pat
     untouched = {k: v["requests"] - 100 for k, v in found.items() if k[0].day != 4}
     assert untouched == {k: v["requests"] for k, v in want.items() if k[0].day != 4}
     assert read(settings, s.llm_rollup_hourly, HOURLY_KEY) == hourly
+    assert read(settings, s.llm_rollup_tag_hourly, TAG_KEY) == expected_tag_totals(
+        rows, INDEXED, by_day=False
+    )
+    tag_days = read(settings, s.llm_rollup_tag_daily, TAG_KEY)
+    want_tags = expected_tag_totals(rows, INDEXED, by_day=True)
+    assert {k: v for k, v in tag_days.items() if k[0].day == 4} == {
+        k: v for k, v in want_tags.items() if k[0].day == 4
+    }
+    assert {k: v["requests"] - 100 for k, v in tag_days.items() if k[0].day != 4} == {
+        k: v["requests"] for k, v in want_tags.items() if k[0].day != 4
+    }
 
 
 def test_daily_tag_rollup_covers_only_indexed_keys(database_url: str, tmp_path: Path) -> None:
@@ -427,6 +457,41 @@ def test_daily_tag_rollup_covers_only_indexed_keys(database_url: str, tmp_path: 
     assert found == expected_daily(rows, "tenantSlug")
     assert {k[1] for k in found} == {"tenantSlug"}
     assert sum(v["requests"] for v in found.values()) == 4
+
+
+def test_tag_totals_count_every_value_and_the_untagged_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    rows = several_days()
+    write(settings, rows[:9])
+    write(settings, rows[9:])
+    for table, by_day in ((s.llm_rollup_tag_hourly, False), (s.llm_rollup_tag_daily, True)):
+        found = read(settings, table, TAG_KEY)
+        assert found == expected_tag_totals(rows, INDEXED, by_day)
+        for tag in INDEXED:  # every row counted once per indexed key, tagged or not
+            assert sum(v["requests"] for k, v in found.items() if k[1] == tag) == len(rows)
+    untagged = [k for k in read(settings, s.llm_rollup_tag_daily, TAG_KEY) if not k[2]]
+    assert untagged and all(k[3] == "" for k in untagged)
+
+
+def test_migration_backfills_tag_totals_from_raw_rows(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    rows = several_days()
+    rows.append(request(HOUR, latency_ms=0, tags={"tenantSlug": ""}))  # '' is a value
+    rows += [request(HOUR, latency_ms=ms) for ms in (1, 2, 181, 182, 2**20)]  # bucket edges
+    write(settings, rows)
+    tables = (s.llm_rollup_tag_hourly, s.llm_rollup_tag_daily)
+    written = [read(settings, table, TAG_KEY) for table in tables]
+    assert any(k[2] and k[3] == "" for k in written[1])
+
+    def backfill(conn: Connection) -> None:
+        for table in tables:
+            conn.execute(sa.delete(table))
+        m0006_tag_totals.upgrade(conn)  # the tables exist: only the backfill runs
+
+    run_in_store(settings, backfill)
+    assert [read(settings, table, TAG_KEY) for table in tables] == written
 
 
 def test_tag_values_count_every_key_and_keep_latest_last_seen(

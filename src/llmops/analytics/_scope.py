@@ -8,9 +8,14 @@ A query is cut into time *segments*, each answered by one source:
   class such as 499); groupings by those or by hour/day. No tag, streaming, latency or cost
   filter. Daily rows answer the whole UTC days of the range (unless grouped by hour), hourly rows
   the whole hours around them, raw rows the partial hours at the edges.
-- ``daily_tags`` (``llm_rollup_daily_tags``) when exactly one tag key is involved (filtered,
-  grouped by, or both), that key is in ``indexed_tags``, and everything else maps to its keys (as
-  hourly, minus endpoint; time only by day).
+- ``tag_daily`` and ``tag_hourly`` (``llm_rollup_tag_daily``/``_hourly``, keyed by bucket, tag key
+  and value only) when exactly one tag key is involved (filtered, grouped by, or both), that key is
+  in ``indexed_tags``, and nothing else is filtered or grouped but time: a breakdown by tenant or
+  one tenant's summary. They keep a latency histogram and count rows without the key, so they
+  answer like the hourly/daily pair (whole days, whole hours, raw partial hours).
+- ``daily_tags`` (``llm_rollup_daily_tags``) when exactly one indexed tag key is involved and
+  everything else maps to its keys (as hourly, minus endpoint; time only by day): a tenant's cost
+  per model.
 - ``raw`` (``llm_requests``) otherwise, and for the partial hours (days) at the edges of a range
   that is not aligned: rollups answer the whole hours (days) in the middle and raw rows the rest,
   so ``range=30d`` at 10:37 reads 29 days of daily rows, 23 hours of hourly rows and two partial
@@ -38,13 +43,15 @@ from llmops.analytics.lookups import resolve_ids
 from llmops.observability.rollups import status_class
 from llmops.store import schema as s
 
-Source = Literal["raw", "hourly", "daily", "daily_tags"]
+Source = Literal["raw", "hourly", "daily", "daily_tags", "tag_hourly", "tag_daily"]
 Force = Literal["raw", "rollup"] | None
 
 HOURLY_DIMS = frozenset(
     ("model", "provider", "config", "variant", "environment", "endpoint", "status")
 )
 DAILY_DIMS = HOURLY_DIMS - {"endpoint"}
+# Sources with a latency histogram, from which percentiles are estimated.
+HISTOGRAM_SOURCES = frozenset(("hourly", "daily", "tag_hourly", "tag_daily"))
 _TAG_VALUE_MAX = 512
 _STEP = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 
@@ -58,7 +65,7 @@ class Segment:
     source: Source
     start: dt.datetime
     end: dt.datetime
-    tag_key: str | None = None  # the tag key a daily_tags segment reads
+    tag_key: str | None = None  # the tag key a daily_tags or tag_* segment reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +134,7 @@ def _tag_keys(f: Filters, dims: Sequence[str]) -> list[str]:
     return sorted({key for key, _ in f.tags} | {d[4:] for d in dims if d.startswith("tag:")})
 
 
-def _daily_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str]) -> str | None:
+def _tag_key_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str]) -> str | None:
     keys = _tag_keys(f, dims)
     if len(keys) != 1:
         return "more than one tag key" if keys else "no tag key"
@@ -139,6 +146,27 @@ def _daily_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str
     values = [v for _, vs in f.tags for v in vs]
     if any(len(v) > _TAG_VALUE_MAX or "\x00" in v for v in values):
         return "a tag value that rollups cannot store"
+    return None
+
+
+def _tag_totals_blocker(
+    f: Filters, dims: Sequence[str], indexed_tags: Collection[str]
+) -> str | None:
+    if (blocker := _tag_key_blocker(f, dims, indexed_tags)) is not None:
+        return blocker
+    keyed = (f.environments, f.configs, f.variants, f.providers, f.models, f.endpoints, f.statuses)
+    if any(keyed):
+        return "a filter besides the tag"
+    for dim in dims:
+        if not (dim.startswith(("time:", "tag:"))):
+            return f"grouping by {dim}"
+    return _common_blocker(f)
+
+
+def _daily_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str]) -> str | None:
+    if (blocker := _tag_key_blocker(f, dims, indexed_tags)) is not None:
+        return blocker
+    (key,) = _tag_keys(f, dims)
     if f.endpoints:
         return "an endpoint filter"
     for dim in dims:
@@ -156,7 +184,9 @@ def plan(
         return whole
     hourly = _hourly_blocker(f, dims)
     if hourly is None:
-        return _hourly_plan(f, dims)
+        return _hourly_plan(f, dims, "hourly", "daily")
+    if _tag_totals_blocker(f, dims, indexed_tags) is None:
+        return _hourly_plan(f, dims, "tag_hourly", "tag_daily", _tag_keys(f, dims)[0])
     if (daily := _daily_blocker(f, dims, indexed_tags)) is not None:
         if force == "rollup":
             raise NotFromRollups(f"rollups cannot answer {hourly}; daily tag rollups: {daily}")
@@ -173,9 +203,11 @@ def plan(
     )
 
 
-def _hourly_plan(f: Filters, dims: Sequence[str]) -> list[Segment]:
-    """Raw rows for the partial hours at the edges, hourly rollups for the whole hours outside
-    whole days, daily rollups for the whole days (not when grouped by hour)."""
+def _hourly_plan(
+    f: Filters, dims: Sequence[str], hourly: Source, daily: Source, tag_key: str | None = None
+) -> list[Segment]:
+    """Raw rows for the partial hours at the edges, ``hourly`` rollups for the whole hours
+    outside whole days, ``daily`` rollups for the whole days (not when grouped by hour)."""
     low, high = ceil(f.start, "hour"), floor(f.end, "hour")
     if low >= high:
         return [Segment("raw", f.start, f.end)]
@@ -185,9 +217,9 @@ def _hourly_plan(f: Filters, dims: Sequence[str]) -> list[Segment]:
     return _cut(
         [
             Segment("raw", f.start, low),
-            Segment("hourly", low, day_low),
-            Segment("daily", day_low, day_high),
-            Segment("hourly", day_high, high),
+            Segment(hourly, low, day_low, tag_key),
+            Segment(daily, day_low, day_high, tag_key),
+            Segment(hourly, day_high, high, tag_key),
             Segment("raw", high, f.end),
         ]
     )
@@ -199,8 +231,8 @@ def _cut(segments: Sequence[Segment]) -> list[Segment]:
 
 
 def describe(segments: Sequence[Segment]) -> str:
-    """``raw``, ``hourly``, ``daily``, ``daily_tags`` or a mix such as ``daily+hourly+raw``: which
-    tables answered."""
+    """``raw``, ``hourly``, ``daily``, ``daily_tags``, ``tag_daily``, ``tag_hourly`` or a mix such
+    as ``daily+hourly+raw``: which tables answered."""
     rollups = sorted({seg.source for seg in segments if seg.source != "raw"})
     raw = any(seg.source == "raw" for seg in segments)
     return "+".join([*rollups, *(["raw"] if raw else [])])
@@ -257,7 +289,7 @@ def raw_where(scope: Scope, start: dt.datetime, end: dt.datetime) -> list[Column
 
 
 def rollup_where(scope: Scope, seg: Segment) -> list[ColumnElement[bool]]:
-    """Conditions selecting the rollup rows of a ``hourly``, ``daily`` or ``daily_tags`` segment."""
+    """Conditions selecting the rollup rows of a rollup segment."""
     f = scope.f
     table = rollup_table(seg)
     out: list[ColumnElement[bool]] = [table.c.bucket >= seg.start, table.c.bucket < seg.end]
@@ -267,14 +299,24 @@ def rollup_where(scope: Scope, seg: Segment) -> list[ColumnElement[bool]]:
     if f.statuses:
         out.append(sa.or_(*(_rollup_status(table.c.status_class, w) for w in f.statuses)))
     for _key, values in f.tags:
+        if "tagged" in table.c:
+            out.append(table.c.tagged.is_(sa.true()))
         out.append(table.c.tag_value.in_(values))
     return out
 
 
 def rollup_table(seg: Segment) -> sa.Table:
     """The table a rollup segment reads."""
-    tables = {"hourly": s.llm_rollup_hourly, "daily": s.llm_rollup_daily}
-    return tables.get(seg.source, s.llm_rollup_daily_tags)
+    return _TABLES[seg.source]
+
+
+_TABLES: dict[Source, sa.Table] = {
+    "hourly": s.llm_rollup_hourly,
+    "daily": s.llm_rollup_daily,
+    "daily_tags": s.llm_rollup_daily_tags,
+    "tag_hourly": s.llm_rollup_tag_hourly,
+    "tag_daily": s.llm_rollup_tag_daily,
+}
 
 
 def _key_where(scope: Scope, table: sa.Table, as_text: bool) -> list[ColumnElement[bool]]:

@@ -18,7 +18,14 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.analytics import dialect
-from llmops.analytics._scope import Scope, Segment, raw_where, rollup_table, rollup_where
+from llmops.analytics._scope import (
+    HISTOGRAM_SOURCES,
+    Scope,
+    Segment,
+    raw_where,
+    rollup_table,
+    rollup_where,
+)
 from llmops.observability.rollups import latency_bucket, status_class
 from llmops.store import schema as s
 
@@ -82,12 +89,16 @@ def _dim_column(scope: Scope, seg: Segment, dim: str) -> ColumnElement[Any]:
     if dim == "status":
         return table.c.status_code if raw else table.c.status_class
     if dim.startswith("tag:"):
-        return dialect.tag_value(scope.dialect, table.c.tags, dim[4:]) if raw else table.c.tag_value
+        if raw:
+            return dialect.tag_value(scope.dialect, table.c.tags, dim[4:])
+        if "tagged" in table.c:  # rows without the key: NULL, as from raw rows
+            return sa.case((table.c.tagged.is_(sa.true()), table.c.tag_value), else_=sa.null())
+        return table.c.tag_value
     if dim.startswith("time:"):
         unit: dialect.Unit = "day" if dim == "time:day" else "hour"
         if raw:
             return dialect.truncate(scope.dialect, unit, table.c.created_at)
-        if unit == "day" and seg.source == "hourly":
+        if unit == "day" and seg.source in ("hourly", "tag_hourly"):
             return dialect.truncate(scope.dialect, unit, table.c.bucket)
         return table.c.bucket
     return table.c[dim]  # model, provider, endpoint
@@ -163,7 +174,7 @@ def _query(
         histogram = False
     else:
         table = rollup_table(seg)
-        histogram = histogram and seg.source in ("hourly", "daily")
+        histogram = histogram and seg.source in HISTOGRAM_SOURCES
         metrics, where = _rollup_metrics(table, histogram), rollup_where(scope, seg)
     groups = [_dim_column(scope, seg, dim).label(f"g{i}") for i, dim in enumerate(dims)]
     stmt = sa.select(*groups, *metrics).select_from(table).where(*where)

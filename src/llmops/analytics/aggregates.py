@@ -6,8 +6,9 @@ range) and ``force`` (``"raw"`` / ``"rollup"``, for tests) choose the tables; se
 when rollups answer. Counters and sums are identical whichever tables answer. Latency
 percentiles are exact (linear interpolation between ranks) when raw rows answer the whole range
 or when daily tag rollups answer (they keep no histogram, so percentiles come from raw rows);
-with hourly/daily rollups they are estimated from the latency histogram (within one half-octave
-bucket, typically a few percent). ``"percentiles"`` says which, ``"source"`` which tables answered.
+with hourly/daily rollups or tag totals they are estimated from the latency histogram (within
+one half-octave bucket, typically a few percent). ``"percentiles"`` says which, ``"source"``
+which tables answered.
 
 Money is integer micro-dollars; averages and rates are floats.
 """
@@ -15,12 +16,20 @@ Money is integer micro-dollars; averages and rates are floats.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 from typing import Any, Literal, cast
 
 from sqlalchemy import Connection
 
-from llmops.analytics._scope import HOURLY_DIMS, Force, describe, floor, open_scope, plan
+from llmops.analytics._scope import (
+    HISTOGRAM_SOURCES,
+    HOURLY_DIMS,
+    Force,
+    describe,
+    floor,
+    open_scope,
+    plan,
+)
 from llmops.analytics._totals import Key, Totals, grouped_totals, latency_counts, merge
 from llmops.analytics.filters import FilterError, Filters
 from llmops.analytics.lookups import Entity, labels
@@ -100,7 +109,7 @@ def summary(
     counts."""
     scope = open_scope(conn, f)
     segments = plan(f, (), indexed_tags, force)
-    estimated = any(seg.source in ("hourly", "daily") for seg in segments)
+    estimated = any(seg.source in HISTOGRAM_SOURCES for seg in segments)
     t = grouped_totals(conn, scope, segments, (), histogram=estimated).get((), Totals())
     requests = t["requests"]
     out: dict[str, Any] = {
@@ -193,23 +202,43 @@ def breakdown(
     """Totals grouped ``by`` model, provider, config, variant, environment, endpoint, status
     (class) or ``tag:<key>``, largest first by ``sort``; the top ``limit`` rows, then one
     ``is_other`` row adding up the rest. Rows without the dimension have key None."""
-    by = check_dimension(by, "by")
+    return breakdowns(conn, f, (by,), sort, limit, force=force, indexed_tags=indexed_tags)[0]
+
+
+def breakdowns(
+    conn: Connection,
+    f: Filters,
+    dims: Sequence[str],
+    sort: str = "cost",
+    limit: int = 10,
+    *,
+    force: Force = None,
+    indexed_tags: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """``breakdown`` by each of ``dims``, from one grouped query (a filter bar's options)."""
+    dims = tuple(check_dimension(by, "by") for by in dims)
     if sort not in SORTS:
         raise FilterError("sort", f"sort must be one of {', '.join(SORTS)}")
     _check_limit(limit)
     scope = open_scope(conn, f)
-    segments = plan(f, (by,), indexed_tags, force)
-    groups = {key[0]: t for key, t in grouped_totals(conn, scope, segments, (by,)).items()}
-    ranked = _ranked(groups, sort)
-    top, rest = ranked[:limit], ranked[limit:]
-    names = _labels(conn, f, by, [key for key, _ in top])
-    rows = [_row(key, names[key], t) for key, t in top]
-    if rest:
-        other = Totals()
-        for _, t in rest:
-            other.add(t)
-        rows.append(_row(None, "Other", other, other=True))
-    return {"by": by, "sort": sort, "rows": rows, "source": describe(segments)}
+    segments = plan(f, dims, indexed_tags, force)
+    grouped = grouped_totals(conn, scope, segments, dims)
+    out = []
+    for i, by in enumerate(dims):
+        groups: dict[Hashable, Totals] = {}
+        for key, t in grouped.items():
+            merge(groups, key[i], t)
+        ranked = _ranked(groups, sort)
+        top, rest = ranked[:limit], ranked[limit:]
+        names = _labels(conn, f, by, [key for key, _ in top])
+        rows = [_row(key, names[key], t) for key, t in top]
+        if rest:
+            other = Totals()
+            for _, t in rest:
+                other.add(t)
+            rows.append(_row(None, "Other", other, other=True))
+        out.append({"by": by, "sort": sort, "rows": rows, "source": describe(segments)})
+    return out
 
 
 # --- time series ------------------------------------------------------------------------------

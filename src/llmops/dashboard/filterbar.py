@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from llmops.analytics import Filters, breakdown, tag_keys
+from llmops.analytics import Filters, breakdown, breakdowns, tag_keys
 from llmops.dashboard.format import period
 from llmops.dashboard.query import FILTER_PARAMS, PageQuery
 
@@ -70,6 +70,10 @@ def choices(
     """``(value, label)`` for each value of ``dimension`` (as for ``breakdown``, ``tag:<key>``
     too) with traffic under ``f``, busiest first."""
     rows = breakdown(conn, f, dimension, "requests", limit, indexed_tags=indexed_tags)["rows"]
+    return _options(dimension, rows)
+
+
+def _options(dimension: str, rows: list[dict[str, Any]]) -> list[Option]:
     out: dict[str, str] = {}
     for row in rows:
         if row["key"] is not None and not row["is_other"]:
@@ -79,9 +83,11 @@ def choices(
 
 def filter_options(conn: Connection, f: Filters, indexed_tags: Collection[str]) -> Options:
     """Values with traffic in the time range of ``f`` (whatever the other filters say, so that
-    a filter can be changed to any of them) and every tag key."""
+    a filter can be changed to any of them) and every tag key: one grouped query for all the
+    selects."""
     window = Filters(start=f.start, end=f.end, range=f.range)
-    selects = {dim: choices(conn, window, dim, indexed_tags) for dim in SELECT_DIMENSIONS}
+    found = breakdowns(conn, window, SELECT_DIMENSIONS, "requests", 100, indexed_tags=indexed_tags)
+    selects = {r["by"]: _options(r["by"], r["rows"]) for r in found}
     return Options(selects, tag_keys(conn))
 
 

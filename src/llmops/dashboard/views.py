@@ -19,6 +19,7 @@ from llmops.analytics import (
     FilterError,
     Filters,
     breakdown,
+    breakdowns,
     costs_by_model,
     list_requests,
     request_detail,
@@ -55,8 +56,8 @@ def overview(
     totals = summary(conn, f, indexed_tags=indexed_tags)
     points = timeseries(conn, f, indexed_tags=indexed_tags)["points"]
     top = {
-        by: breakdown(conn, f, by, "cost", 5, indexed_tags=indexed_tags)["rows"]
-        for by in ("model", "config")
+        r["by"]: r["rows"]
+        for r in breakdowns(conn, f, ("model", "config"), "cost", 5, indexed_tags=indexed_tags)
     }
     return {
         "summary": totals,
@@ -140,9 +141,11 @@ def costs(
         raise FilterError("by_tag", "by_tag must be a tag key of 1 to 64 characters")
     by_model = costs_by_model(conn, f, indexed_tags=indexed_tags)
     tables = {
-        by: breakdown(conn, f, by, "cost", 20, indexed_tags=indexed_tags)["rows"]
-        for by in ("provider", "config", f"tag:{by_tag}")
+        r["by"]: r["rows"]
+        for r in breakdowns(conn, f, ("provider", "config"), "cost", 20, indexed_tags=indexed_tags)
     }
+    by = f"tag:{by_tag}"
+    tables[by] = breakdown(conn, f, by, "cost", 20, indexed_tags=indexed_tags)["rows"]
     series = timeseries(conn, f, split_by="model", limit=5, indexed_tags=indexed_tags)
     points = series["points"]
     chart = _chart(points, "usd_micro", ("All models", "total_cost"))

@@ -127,21 +127,27 @@ def _day(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+_ROLLUPS = (
+    s.llm_rollup_hourly,
+    s.llm_rollup_daily,
+    s.llm_rollup_daily_tags,
+    s.llm_rollup_tag_hourly,
+    s.llm_rollup_tag_daily,
+)
+
+
 def rebuild_rollups(
     conn: Connection, since: dt.datetime, until: dt.datetime | None, indexed_tags: Sequence[str]
 ) -> None:
-    """Recompute the hourly, daily and daily-tag rollups of the whole days touching
+    """Recompute every rollup (hourly, daily, daily tags, tag totals) of the whole days touching
     [since, until)."""
     start = _day(since)
     end = _day(until) + dt.timedelta(days=1) if until is not None else None
     if conn.dialect.name == "postgresql":
         conn.execute(
-            sa.text(
-                "LOCK TABLE llm_rollup_hourly, llm_rollup_daily, llm_rollup_daily_tags"
-                " IN SHARE ROW EXCLUSIVE MODE"
-            )
+            sa.text(f"LOCK TABLE {', '.join(t.name for t in _ROLLUPS)} IN SHARE ROW EXCLUSIVE MODE")
         )
-    for table in (s.llm_rollup_hourly, s.llm_rollup_daily, s.llm_rollup_daily_tags):
+    for table in _ROLLUPS:
         cond = [table.c.bucket >= start] + ([table.c.bucket < end] if end is not None else [])
         conn.execute(sa.delete(table).where(*cond))
     t = s.llm_requests

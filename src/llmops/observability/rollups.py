@@ -3,10 +3,12 @@
 ``write_rollups`` sums a batch of ``llm_requests`` rows in Python, then upserts one row per key
 into ``llm_rollup_hourly`` (hour × environment × config × variant/version × provider × model ×
 endpoint × status class, with a latency histogram), ``llm_rollup_daily`` (the same per UTC day),
-``llm_rollup_daily_tags`` (day × indexed tag
-key/value × environment × config × variant × provider × model × status class) and
-``llm_tag_values`` (every tag key/value seen). Upserts *add* to existing counters, so rows written
-by several writer processes, or by several flushes within one hour, add up.
+``llm_rollup_daily_tags`` (day × indexed tag key/value × environment × config × variant ×
+provider × model × status class), ``llm_rollup_tag_hourly`` / ``llm_rollup_tag_daily`` (hour or
+day × indexed tag key × value, with a latency histogram; rows without the key are counted under
+``tagged`` false) and ``llm_tag_values`` (every tag key/value seen). Upserts *add* to existing
+counters, so rows written by several writer processes, or by several flushes within one hour,
+add up.
 
 Keys are sorted before they are written: concurrent writers on PostgreSQL then take row locks in
 the same order and cannot deadlock on each other. Text keys are cut to their column's length and
@@ -32,8 +34,7 @@ from sqlalchemy import Connection
 from llmops.observability.records import COLUMNS
 from llmops.store import schema, upsert_insert
 
-# Lower edge of buckets 1..40; a latency's bucket is the number of edges at or below it.
-_EDGES = tuple(2 ** (k / 2) for k in range(schema.LATENCY_BUCKETS - 1))
+_EDGES = schema.LATENCY_EDGES
 
 # Additive counters, in schema order; `_contribution` yields one row's share in this order.
 _COUNTS = schema.ROLLUP_COUNTERS
@@ -89,12 +90,12 @@ class _Totals:
 
     __slots__ = ("counts", "histogram", "latency_max", "latency_min", "names")
 
-    def __init__(self, histogram: bool):
+    def __init__(self, histogram: bool, names: bool = True):
         self.counts = [0] * len(_COUNTS)
         self.histogram = [0] * schema.LATENCY_BUCKETS if histogram else None
         self.latency_min: int | None = None
         self.latency_max: int | None = None
-        self.names: dict[str, str | None] = dict.fromkeys(_NAMES) if histogram else {}
+        self.names: dict[str, str | None] = dict.fromkeys(_NAMES) if histogram and names else {}
 
     def add(self, contribution: Sequence[int], latency: int, bucket: int) -> None:
         counts = self.counts
@@ -171,6 +172,7 @@ _HOURLY_KEY = (
     "endpoint",
     "status_class",
 )
+_TAG_KEY = ("bucket", "tag_key", "tagged", "tag_value")
 _DAILY_KEY = (
     "bucket",
     "tag_key",
@@ -192,6 +194,8 @@ class _Batch:
         self.hourly: dict[tuple[Any, ...], _Totals] = {}
         self.by_day: dict[tuple[Any, ...], _Totals] = {}  # the hourly key with bucket = day
         self.daily: dict[tuple[Any, ...], _Totals] = {}
+        self.tag_hourly: dict[tuple[Any, ...], _Totals] = {}
+        self.tag_daily: dict[tuple[Any, ...], _Totals] = {}
         self.tag_values: dict[tuple[str, str], list[Any]] = {}  # [requests, last_seen]
 
     def add(self, row: Mapping[str, Any], created: dt.datetime) -> None:
@@ -218,9 +222,18 @@ class _Batch:
 
         tags: Mapping[str, Any] = row["tags"] or {}
         for tag in self.indexed:
-            if tag in tags:
-                value = _text(tags[tag], "tag_value")
-                key = (day, _text(tag, "tag_key"), value, *ids, provider, model, status)
+            name = _text(tag, "tag_key")
+            tagged = tag in tags
+            value = _text(tags[tag], "tag_value") if tagged else ""
+            for table, key in (
+                (self.tag_hourly, (hour, name, tagged, value)),
+                (self.tag_daily, (day, name, tagged, value)),
+            ):
+                if (totals := table.get(key)) is None:
+                    totals = table[key] = _Totals(histogram=True, names=False)
+                totals.add(share, latency, bucket)
+            if tagged:
+                key = (day, name, value, *ids, provider, model, status)
                 if (totals := self.daily.get(key)) is None:
                     totals = self.daily[key] = _Totals(histogram=False)
                 totals.add(share, latency, bucket)
@@ -238,6 +251,10 @@ class _Batch:
 
     def daily_params(self) -> list[dict[str, Any]]:
         return _params(_DAILY_KEY, self.daily)
+
+    def tag_params(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Parameters for ``llm_rollup_tag_hourly`` and ``llm_rollup_tag_daily``."""
+        return _params(_TAG_KEY, self.tag_hourly), _params(_TAG_KEY, self.tag_daily)
 
     def tag_value_params(self) -> list[dict[str, Any]]:
         return [
@@ -263,7 +280,7 @@ def write_rollups(
     """Add ``rows`` (``llm_requests`` rows keyed by column name) to the rollup tables.
 
     Call it in the transaction that inserts the rows, so that rollups and rows never disagree.
-    Every tag key/value goes to ``llm_tag_values``; only ``indexed_tags`` get daily rollups.
+    Every tag key/value goes to ``llm_tag_values``; only ``indexed_tags`` get tag rollups.
     """
     batch = _Batch(indexed_tags)
     for created, row in sorted(((_utc(r["created_at"]), r) for r in rows), key=lambda p: p[0]):
@@ -271,6 +288,9 @@ def write_rollups(
     _upsert(conn, schema.llm_rollup_hourly, batch.hourly_params())
     _upsert(conn, schema.llm_rollup_daily, batch.by_day_params())
     _upsert(conn, schema.llm_rollup_daily_tags, batch.daily_params())
+    tag_hourly, tag_daily = batch.tag_params()
+    _upsert(conn, schema.llm_rollup_tag_hourly, tag_hourly)
+    _upsert(conn, schema.llm_rollup_tag_daily, tag_daily)
     if tag_values:  # off when rebuilding rollups of rows already counted there
         _upsert(conn, schema.llm_tag_values, batch.tag_value_params())
 

@@ -207,6 +207,8 @@ price_overrides = sa.Table(
 # bucket 40 counts ≥ 2^19.5 ms. Sums of these columns estimate percentiles over any rollup range.
 LATENCY_BUCKETS = 41
 LATENCY_COLUMNS = tuple(f"lat_h{k:02d}" for k in range(LATENCY_BUCKETS))
+# Lower edge of buckets 1..40; a latency's bucket is the number of edges at or below it.
+LATENCY_EDGES = tuple(2 ** (k / 2) for k in range(LATENCY_BUCKETS - 1))
 
 
 # The additive counters of both rollup tables, in column order.
@@ -292,6 +294,26 @@ llm_rollup_daily_tags = sa.Table(
     _key("status_class", 8),
     *_metrics(histogram=False),
 )
+
+
+def _tag_totals_table(name: str) -> sa.Table:
+    # Per bucket and value of an indexed tag key, nothing else in the key: a breakdown by tenant
+    # or a tenant's summary reads one row per value and bucket. Rows without the key are counted
+    # too (tagged false, tag_value ''), so a breakdown's "(none)" row needs no subtraction.
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("bucket", UTC_TIME, primary_key=True),
+        _key("tag_key", 64),
+        sa.Column("tagged", sa.Boolean, primary_key=True),
+        _key("tag_value", 512),
+        *_metrics(histogram=True),
+    )
+
+
+# Hourly and daily totals per indexed tag key and value (migration 0006).
+llm_rollup_tag_hourly = _tag_totals_table("llm_rollup_tag_hourly")
+llm_rollup_tag_daily = _tag_totals_table("llm_rollup_tag_daily")
 
 # Every tag key/value seen, for filter dropdowns.
 llm_tag_values = sa.Table(

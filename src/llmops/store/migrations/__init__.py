@@ -18,6 +18,7 @@ from llmops.store.migrations import (
     m0003_admin,
     m0004_query_indexes,
     m0005_daily_rollup,
+    m0006_tag_totals,
 )
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
@@ -26,4 +27,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0003_admin", m0003_admin.upgrade),
     ("0004_query_indexes", m0004_query_indexes.upgrade),
     ("0005_daily_rollup", m0005_daily_rollup.upgrade),
+    ("0006_tag_totals", m0006_tag_totals.upgrade),
 ]
