@@ -79,7 +79,8 @@ class Settings:
     max_batch_size: int = _opt(100, "Rows written per flush at most.")
     max_queue_size: int = _opt(100_000, "Rows held in memory before spilling to disk.")
     indexed_tags: str = _opt(
-        "tenantSlug,feature", "Comma-separated tag keys that get daily rollups (fast breakdowns)."
+        "tenantSlug,feature",
+        "Comma-separated tag keys that get tag rollups (fast per-value summaries and breakdowns).",
     )
     log_bodies: bool = _opt(False, "Store request and response bodies (off by default).")
     max_logged_body_bytes: int = _opt(
