@@ -5,6 +5,9 @@ It runs a warm-up, waits until the gateway's batch writer has written every queu
 requests (``--concurrency`` workers, until ``--requests`` are done or ``--duration`` seconds have
 passed, whichever comes first), waits for the writer again, and reads the CPU time once more. So
 the CPU window holds exactly the measured requests *and* the writes of their log rows.
+
+With ``--ids-file`` it also writes the ``x-llmops-request-id`` of every answered request (warm-up
+included, errors included), one per line, so that the caller can check the log table against them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class Phase:
     errors: int = 0
     first_error: str | None = None
     issued: int = 0
+    ids: list[str] = field(default_factory=list)  # with --ids-file: every answered request's id
+    unanswered: int = 0  # no HTTP answer at all (connection error, timeout)
 
 
 def _check(mode: str, status: int, body: bytes, chunks: int) -> str | None:
@@ -89,8 +94,11 @@ async def run_phase(
                     else:
                         body = await resp.read()
                     status = resp.status
+                    if args.ids_file:
+                        phase.ids.append(resp.headers.get("x-llmops-request-id", ""))
             except (aiohttp.ClientError, TimeoutError) as e:
                 status, body = 0, repr(e).encode()
+                phase.unanswered += 1
             t1 = time.perf_counter()
             problem = _check(args.mode, status, body, args.expect_chunks)
             if problem is not None:
@@ -194,6 +202,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         machine1 = procstat.machine_busy_seconds()
         window = time.perf_counter() - window_start
     done = len(phase.latencies) + phase.errors
+    if args.ids_file:
+        with open(args.ids_file, "w") as f:
+            f.writelines(rid + "\n" for rid in (*warm.ids, *phase.ids))
     return {
         "mode": args.mode,
         "concurrency": args.concurrency,
@@ -202,6 +213,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "errors": phase.errors,
         "first_error": phase.first_error,
         "warmup_requests": warm.issued,
+        "unanswered": warm.unanswered + phase.unanswered,
         "seconds": elapsed,
         "drain_seconds": drained,
         "rps": len(phase.latencies) / elapsed if elapsed else 0.0,
@@ -238,6 +250,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--drain-confirmations", type=int, default=1, help="polls in a row (one per worker)"
     )
     p.add_argument("--cpu-pid", action="append", default=[], help="name=pid, repeatable")
+    p.add_argument("--ids-file", help="write every answered request's x-llmops-request-id here")
     args = p.parse_args(argv)
     if not args.url.startswith("http://127.0.0.1:"):
         p.error("--url must be on 127.0.0.1")

@@ -191,6 +191,7 @@ def loadgen(
     headers: dict[str, str] | None = None,
     metrics_url: str | None = None,
     workers: int = 1,
+    ids_file: Path | None = None,
 ) -> dict[str, Any]:
     requests = profile.requests_c1 if concurrency == 1 else profile.requests_c64
     cmd = [
@@ -205,6 +206,8 @@ def loadgen(
         cmd += ["--cpu-pid", f"{name}={pid}"]
     if metrics_url:
         cmd += ["--metrics-url", metrics_url, "--drain-confirmations", str(2 * workers)]
+    if ids_file is not None:
+        cmd += ["--ids-file", str(ids_file)]
     budget = profile.warmup_seconds + profile.seconds + 2 * 15 + 60
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, cwd=BENCH)
     if done.returncode != 0:

@@ -96,8 +96,6 @@ def cmd_export_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from llmops.app import create_app
-
     settings = settings_from_args(args)
     if args.migrate or not settings.is_postgres:
         run_in_store(settings, migrate)  # once, before any worker starts
@@ -114,6 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             **uvicorn_options(settings),
         )
         return 0
+    # Imported only here: with --workers N this process only supervises the workers, and the
+    # app's modules (aiohttp, the price data, the dashboard …) would cost it ~15 MB for nothing.
+    from llmops.app import create_app
+
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # PostgreSQL support (asyncpg, SQLAlchemy's asyncio layer: ~10 MB) loads only when used.
+    # PostgreSQL support (asyncpg and greenlet: ~1.5 MB) loads only when used.
     if name == "PostgresStore":
         from llmops.store.postgres import PostgresStore
 

@@ -2,8 +2,8 @@
 
 Domain code writes its queries as plain functions of a SQLAlchemy ``Connection`` and hands them
 to ``Store.run``, which executes them in one transaction: on SQLite on the store's single writer
-thread, on PostgreSQL through asyncpg (SQLAlchemy's ``run_sync`` bridge). Dialect differences
-live only in ``sqlite.py`` and ``postgres.py``.
+thread, on PostgreSQL on the event loop through asyncpg (in a greenlet: SQLAlchemy's bridge from
+sync code to asyncio). Dialect differences live only in ``sqlite.py`` and ``postgres.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""PostgreSQL through asyncpg: SQLAlchemy's async engine for queries, COPY for bulk inserts."""
+"""PostgreSQL through asyncpg: SQLAlchemy Core for queries, COPY for bulk inserts.
+
+The engine is SQLAlchemy's *synchronous* ``Engine`` over its asyncpg dialect, driven with
+``greenlet_spawn``: each ``run`` executes the domain function, a plain function of a
+``Connection``, in a greenlet whose every database wait becomes an ``await`` on the event loop.
+That is the bridge ``AsyncConnection.run_sync`` uses, without ``sqlalchemy.ext.asyncio``, whose
+package imports the ORM: 5–6 MB of the gateway's idle memory for nothing it calls (bench/README.md,
+*Idle memory on PostgreSQL*). A whole transaction is also one greenlet instead of one per call.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.engine.interfaces import AdaptedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from llmops.store.base import After, existing_ids
 
@@ -42,13 +51,18 @@ class PostgresStore:
 
     def __init__(self, url: str, *, pool_size: int = 5):
         self.url = url
-        self.engine = create_async_engine(
+        # An asyncpg dialect gets an asyncio-aware pool (AsyncAdaptedQueuePool); its connections
+        # may only be used inside greenlet_spawn, which is what every method below does.
+        self.engine = sa.create_engine(
             async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
 
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn)
+
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(fn)
+        return await greenlet_spawn(self._transaction, fn)
 
     async def insert_rows(
         self,
@@ -59,11 +73,10 @@ class PostgresStore:
         dedupe: bool = False,
         after: After | None = None,
     ) -> int:
-        async with self.engine.begin() as conn:
+        def write(conn: Connection) -> int:
             todo = rows
             if dedupe:
-                ids = [r[0] for r in rows]
-                seen = await conn.run_sync(lambda c: existing_ids(c, table, ids))
+                seen = existing_ids(conn, table, [r[0] for r in rows])
                 todo = [r for r in rows if r[0] not in seen]
             if not todo:
                 return 0
@@ -71,21 +84,29 @@ class PostgresStore:
             # goes around it, so a statement must come first or the COPY would autocommit on its
             # own (rows without their rollups if the connection then dies).
             if after is not None:
-                hook = after
-                await conn.run_sync(lambda c: hook(c, todo))
+                after(conn, todo)
             else:
-                await conn.execute(sa.text("SELECT 1"))
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            assert driver.is_in_transaction()
+                conn.exec_driver_sql("SELECT 1")
+            adapted = conn.connection.dbapi_connection
+            assert isinstance(adapted, AdaptedConnection)
+            assert adapted.driver_connection.is_in_transaction()
             records = [tuple(map(_to_postgres, r)) for r in todo]
-            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+            # run_async: the await of an asyncpg coroutine from inside the greenlet.
+            adapted.run_async(
+                lambda driver: driver.copy_records_to_table(
+                    table.name, records=records, columns=list(columns)
+                )
+            )
             return len(todo)
 
+        return await self.run(write)
+
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        def select_one() -> None:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        await greenlet_spawn(select_one)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await greenlet_spawn(self.engine.dispose)
