@@ -17,14 +17,17 @@ from tests.conftest import Gateway
 HELLO = [{"role": "user", "content": "Hello there, how are you today?"}]
 
 
-def _cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    gw: Gateway, *args: str, command: str = "prices", **env_vars: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         "LLMOPS_DATA_DIR": str(gw.settings.data_dir),
         "LLMOPS_DATABASE_URL": gw.settings.database_url,
         "PATH": "/usr/bin:/bin",
+        **env_vars,
     }
     return subprocess.run(
-        [sys.executable, "-m", "llmops.cli", "prices", *args],
+        [sys.executable, "-m", "llmops.cli", command, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -112,3 +115,30 @@ def test_a_running_gateway_prices_new_rows_with_a_new_override(
     assert row["price_source"].startswith("override:")
     listed = _cli(gw, "list").stdout
     assert "gpt-4o-mini" in listed
+
+
+def test_rebuilding_rollups_covers_a_newly_indexed_tag_key(
+    gateway: Gateway, fake: FakeProviderServer
+) -> None:
+    client = gateway.client("ab")
+    for user in ("u1", "u2", "u1"):
+        client.chat.completions.create(model="m", messages=HELLO, metadata={"userId": user})
+    gateway.rows(3)
+
+    def user_totals(c: sa.Connection) -> dict[str, int]:
+        t = s.llm_rollup_tag_daily
+        q = sa.select(t.c.tag_value, t.c.requests).where(t.c.tag_key == "userId", t.c.tagged)
+        return {value: n for value, n in c.execute(q)}
+
+    assert gateway.query(user_totals) == {}  # userId is not indexed by default
+    out = _cli(
+        gateway,
+        "rebuild",
+        "--since",
+        "2020-01-01",
+        command="rollups",
+        LLMOPS_INDEXED_TAGS="tenantSlug,feature,userId",
+    )
+    # Every stored row was in the rebuilt days: the rollups count userId from the beginning.
+    assert "tag userId: rollups count every request from 1970-01-01 00:00 UTC" in out.stdout
+    assert gateway.query(user_totals) == {"u1": 2, "u2": 1}

@@ -3,6 +3,7 @@ rows, on both backends; the latency histogram estimates percentiles."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -15,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from llmops.analytics import breakdown, parse_filters, summary, timeseries
 from llmops.cli import run_in_store
 from llmops.observability.records import COLUMNS
-from llmops.observability.reprice import rebuild_rollups
+from llmops.observability.reprice import rebuild_rollups, rebuild_rollups_and_keys
 from llmops.observability.rollups import (
     estimate_percentile,
     latency_bucket,
@@ -486,12 +488,21 @@ def test_migration_backfills_tag_totals_from_raw_rows(database_url: str, tmp_pat
     assert any(k[2] and k[3] == "" for k in written[1])
 
     def backfill(conn: Connection) -> None:
-        for table in tables:
+        for table in (*tables, s.llm_tag_rollup_keys):
             conn.execute(sa.delete(table))
         m0006_tag_totals.upgrade(conn)  # the tables exist: only the backfill runs
 
     run_in_store(settings, backfill)
     assert [read(settings, table, TAG_KEY) for table in tables] == written
+    # Registered from the day after each key's first daily tag rollup (it may have been partial).
+    keys = read(settings, s.llm_tag_rollup_keys, ("tag_key",))
+    first = {
+        tag: min(r["created_at"] for r in rows if tag in r["tags"]).replace(hour=0, minute=0,
+                 second=0, microsecond=0) for tag in INDEXED
+    }  # fmt: skip
+    assert {k: utc(v["since"]) for (k,), v in keys.items()} == {
+        tag: day + dt.timedelta(days=1) for tag, day in first.items()
+    }
 
 
 def test_tag_values_count_every_key_and_keep_latest_last_seen(
@@ -594,3 +605,69 @@ def test_estimate_percentile_edges() -> None:
     assert estimate_percentile(halves, 0.5) == pytest.approx(1024 + (2**10.5 - 1024) / 2)
     with pytest.raises(ValueError):
         estimate_percentile(halves, 1.0)
+
+
+def test_a_tag_key_indexed_later_is_read_from_its_rollups_only_from_then_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    day = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    rows = [
+        request(day + dt.timedelta(hours=h), latency_ms=10 + h, tags={"team": team})
+        for h, team in ((1, "ml"), (5, "ops"), (30, "ml"), (31, "ml"), (53, "ops"), (60, None))
+    ]
+    for row in rows:
+        row["tags"] = {k: v for k, v in row["tags"].items() if v is not None}
+    write(settings, rows[:2], indexed=["tenantSlug"])  # before "team" was indexed
+    write(settings, rows[2:], indexed=["tenantSlug", "team"])
+
+    def registry() -> dict[str, dt.datetime]:
+        found = read(settings, s.llm_tag_rollup_keys, ("tag_key",))
+        return {k: utc(v["since"]) for (k,), v in found.items()}
+
+    indexed_at = day + dt.timedelta(hours=31)  # the hour after the first batch that indexed it
+    assert registry() == {"tenantSlug": dt.datetime(1970, 1, 1, tzinfo=UTC), "team": indexed_at}
+
+    f = parse_filters({"from": "2025-03-01", "to": "2025-03-08"}, day + dt.timedelta(days=9))
+
+    def answers(force: Any = None) -> list[dict[str, Any]]:
+        kw: dict[str, Any] = {"force": force, "indexed_tags": INDEXED}
+        team_ml = dataclasses.replace(f, tags=(("team", ("ml",)),))
+        return run_in_store(
+            settings,
+            lambda c: [
+                breakdown(c, f, "tag:team", sort="requests", **kw),
+                summary(c, team_ml, **kw),
+                timeseries(c, team_ml, "day", **kw),
+            ],
+        )
+
+    def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+        def strip(r: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in r.items() if k not in ("source", "percentiles")
+                    and not k.startswith("latency_p")}  # fmt: skip
+
+        assert [strip(r) for r in a] == [strip(r) for r in b]
+
+    raw = answers("raw")
+    assert pick_rows(raw[0]) == [("ml", 3), ("ops", 2), (None, 1)]
+    before = answers()
+    same(before, raw)
+    assert [r["source"] for r in before] == ["tag_daily+tag_hourly+raw"] * 3
+
+    # Rebuilding the rollups from the 1st makes them count every row from then on.
+    run_in_store(
+        settings, lambda c: rebuild_rollups_and_keys(c, day - dt.timedelta(days=2), None, INDEXED)
+    )
+    assert registry()["team"] == day - dt.timedelta(days=2)
+    after = answers()
+    same(after, raw)
+    assert [r["source"] for r in after] == ["tag_daily"] * 3
+
+    # A key no longer indexed is dropped: indexing it again starts afresh.
+    write(settings, [request(day + dt.timedelta(days=4), tags={"team": "ml"})], ["tenantSlug"])
+    assert set(registry()) == {"tenantSlug"}
+
+
+def pick_rows(result: dict[str, Any]) -> list[tuple[Any, int]]:
+    return [(r["key"], r["requests"]) for r in result["rows"]]

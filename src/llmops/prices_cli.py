@@ -15,7 +15,7 @@ from llmops.admin.apply import bump_routing_version
 from llmops.ids import uuid7
 from llmops.observability.cost import PriceBook
 from llmops.observability.pricer import RecordPricer, load_overrides
-from llmops.observability.reprice import reprice
+from llmops.observability.reprice import rebuild_rollups_and_keys, reprice
 from llmops.settings import Settings
 from llmops.store import schema as s
 
@@ -78,6 +78,17 @@ def add_parser(sub: Any, common: Any) -> None:
     q.add_argument("--until", type=_date)
     q.add_argument("--dry-run", action="store_true", help="report the change, write nothing")
     q.set_defaults(fn=cmd_reprice)
+    p = sub.add_parser("rollups", help="rebuild rollups from the stored requests")
+    rsub = p.add_subparsers(dest="rollups_command", required=True)
+    q = rsub.add_parser(
+        "rebuild",
+        help="recompute every rollup of the days from --since (e.g. after adding a tag key to "
+        "LLMOPS_INDEXED_TAGS, so that its rollups cover the past too)",
+    )
+    common(q, server=False)
+    q.add_argument("--since", type=_date, required=True)
+    q.add_argument("--until", type=_date)
+    q.set_defaults(fn=cmd_rebuild_rollups)
 
 
 def _run(args: argparse.Namespace, fn: Any) -> Any:
@@ -187,4 +198,16 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         f"${Decimal(r.cost_after) / 1_000_000:.6f}; unpriced {r.unpriced_before} -> "
         f"{r.unpriced_after}"
     )
+    return 0
+
+
+def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
+    from llmops.cli import settings_from_args
+
+    settings: Settings = settings_from_args(args)
+    keys = settings.indexed_tag_keys
+    since = _run(args, lambda c: rebuild_rollups_and_keys(c, args.since, args.until, keys))
+    print(f"rebuilt the rollups of the days from {args.since:%Y-%m-%d}")
+    for key, at in sorted(since.items()):
+        print(f"  tag {key}: rollups count every request from {at:%Y-%m-%d %H:%M} UTC")
     return 0

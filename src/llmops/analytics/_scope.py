@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,6 +77,11 @@ class Scope:
     environment_ids: frozenset[uuid.UUID] | None
     config_ids: frozenset[uuid.UUID] | None
     variant_ids: frozenset[uuid.UUID] | None
+    tag_since: Mapping[str, dt.datetime]  # llm_tag_rollup_keys
+
+    def tag_rollups(self, indexed_tags: Collection[str]) -> dict[str, dt.datetime]:
+        """The keys of ``indexed_tags`` (the settings) that have tag rollups, and from when."""
+        return {key: self.tag_since[key] for key in indexed_tags if key in self.tag_since}
 
     @property
     def tag_key(self) -> str | None:
@@ -94,6 +99,10 @@ def open_scope(conn: Connection, f: Filters) -> Scope:
         environment_ids=ids("environment", f.environments),
         config_ids=ids("config", f.configs),
         variant_ids=ids("variant", f.variants),
+        tag_since={
+            key: dialect.as_utc(since)
+            for key, since in conn.execute(sa.select(s.llm_tag_rollup_keys))
+        },
     )
 
 
@@ -176,51 +185,62 @@ def _daily_blocker(f: Filters, dims: Sequence[str], indexed_tags: Collection[str
 
 
 def plan(
-    f: Filters, dims: Sequence[str], indexed_tags: Collection[str], force: Force
+    f: Filters, dims: Sequence[str], indexed_tags: Mapping[str, dt.datetime], force: Force
 ) -> list[Segment]:
-    """The segments that answer a query grouped by ``dims`` (see the module docstring)."""
+    """The segments that answer a query grouped by ``dims`` (see the module docstring);
+    ``indexed_tags`` maps each tag key with tag rollups to the time they count every row from
+    (``Scope.tag_rollups``): earlier rows are read raw."""
     whole = [Segment("raw", f.start, f.end)]
     if force == "raw":
         return whole
     hourly = _hourly_blocker(f, dims)
     if hourly is None:
-        return _hourly_plan(f, dims, "hourly", "daily")
+        return _hourly_plan(f.start, f.end, dims, "hourly", "daily")
     if _tag_totals_blocker(f, dims, indexed_tags) is None:
-        return _hourly_plan(f, dims, "tag_hourly", "tag_daily", _tag_keys(f, dims)[0])
+        key = _tag_keys(f, dims)[0]
+        start = min(max(f.start, indexed_tags[key]), f.end)
+        tail = _hourly_plan(start, f.end, dims, "tag_hourly", "tag_daily", key)
+        return _cut([Segment("raw", f.start, start), *tail])
     if (daily := _daily_blocker(f, dims, indexed_tags)) is not None:
         if force == "rollup":
             raise NotFromRollups(f"rollups cannot answer {hourly}; daily tag rollups: {daily}")
         return whole
-    low, high = ceil(f.start, "day"), floor(f.end, "day")
+    key = _tag_keys(f, dims)[0]
+    low, high = ceil(max(f.start, indexed_tags[key]), "day"), floor(f.end, "day")
     if low >= high:
         return whole
     return _cut(
         [
             Segment("raw", f.start, low),
-            Segment("daily_tags", low, high, _tag_keys(f, dims)[0]),
+            Segment("daily_tags", low, high, key),
             Segment("raw", high, f.end),
         ]
     )
 
 
 def _hourly_plan(
-    f: Filters, dims: Sequence[str], hourly: Source, daily: Source, tag_key: str | None = None
+    start: dt.datetime,
+    end: dt.datetime,
+    dims: Sequence[str],
+    hourly: Source,
+    daily: Source,
+    tag_key: str | None = None,
 ) -> list[Segment]:
     """Raw rows for the partial hours at the edges, ``hourly`` rollups for the whole hours
     outside whole days, ``daily`` rollups for the whole days (not when grouped by hour)."""
-    low, high = ceil(f.start, "hour"), floor(f.end, "hour")
+    low, high = ceil(start, "hour"), floor(end, "hour")
     if low >= high:
-        return [Segment("raw", f.start, f.end)]
+        return _cut([Segment("raw", start, end)])
     day_low, day_high = ceil(low, "day"), floor(high, "day")
     if "time:hour" in dims or day_low >= day_high:
         day_low = day_high = high
     return _cut(
         [
-            Segment("raw", f.start, low),
+            Segment("raw", start, low),
             Segment(hourly, low, day_low, tag_key),
             Segment(daily, day_low, day_high, tag_key),
             Segment(hourly, day_high, high, tag_key),
-            Segment("raw", high, f.end),
+            Segment("raw", high, end),
         ]
     )
 

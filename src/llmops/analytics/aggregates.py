@@ -108,7 +108,7 @@ def summary(
     tokens, latency (avg/min/max/p50/p95/p99), time to first token, unpriced and usage-missing
     counts."""
     scope = open_scope(conn, f)
-    segments = plan(f, (), indexed_tags, force)
+    segments = plan(f, (), scope.tag_rollups(indexed_tags), force)
     estimated = any(seg.source in HISTOGRAM_SOURCES for seg in segments)
     t = grouped_totals(conn, scope, segments, (), histogram=estimated).get((), Totals())
     requests = t["requests"]
@@ -221,7 +221,7 @@ def breakdowns(
         raise FilterError("sort", f"sort must be one of {', '.join(SORTS)}")
     _check_limit(limit)
     scope = open_scope(conn, f)
-    segments = plan(f, dims, indexed_tags, force)
+    segments = plan(f, dims, scope.tag_rollups(indexed_tags), force)
     grouped = grouped_totals(conn, scope, segments, dims)
     out = []
     for i, by in enumerate(dims):
@@ -287,7 +287,7 @@ def timeseries(
         _check_limit(limit)
     times = _buckets(f, unit)
     scope = open_scope(conn, f)
-    segments = plan(f, dims, indexed_tags, force)
+    segments = plan(f, dims, scope.tag_rollups(indexed_tags), force)
     groups = grouped_totals(conn, scope, segments, dims)
     per_time: dict[Key, Totals] = {}
     for key, t in groups.items():
@@ -351,7 +351,7 @@ def costs_by_model(
     the total: ``{"rows": [...], "total": {...}, "source"}``."""
     dims = ("provider", "model")
     scope = open_scope(conn, f)
-    segments = plan(f, dims, indexed_tags, force)
+    segments = plan(f, dims, scope.tag_rollups(indexed_tags), force)
     groups = grouped_totals(conn, scope, segments, dims)
     fields = ("requests", *_COST_PARTS, *_TOKENS, "unpriced", "usage_missing")
     total = Totals()

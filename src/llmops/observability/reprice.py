@@ -162,3 +162,26 @@ def rebuild_rollups(
             break
         last_id = rows[-1]["id"]
         write_rollups(conn, rows, indexed_tags, tag_values=False)
+
+
+def rebuild_rollups_and_keys(
+    conn: Connection, since: dt.datetime, until: dt.datetime | None, indexed_tags: Sequence[str]
+) -> dict[str, dt.datetime]:
+    """``rebuild_rollups``, then let queries read the tag rollups of ``indexed_tags`` from the
+    first rebuilt day on, where the rebuilt days reach the time they counted from before (a tag
+    key indexed today and rebuilt from a month ago is read from rollups for the whole month).
+    Returns each indexed key's time from which its rollups count every row."""
+    rebuild_rollups(conn, since, until, indexed_tags)
+    keys = s.llm_tag_rollup_keys
+    start = _day(since)
+    end = _day(until) + dt.timedelta(days=1) if until is not None else None
+    out: dict[str, dt.datetime] = {}
+    for key, counted_from in conn.execute(sa.select(keys.c.tag_key, keys.c.since)).all():
+        counted_from = (
+            counted_from.replace(tzinfo=dt.UTC) if counted_from.tzinfo is None else counted_from
+        )
+        if start < counted_from and (end is None or counted_from <= end):
+            conn.execute(sa.update(keys).where(keys.c.tag_key == key).values(since=start))
+            counted_from = start
+        out[key] = counted_from
+    return out

@@ -283,8 +283,11 @@ def write_rollups(
     Every tag key/value goes to ``llm_tag_values``; only ``indexed_tags`` get tag rollups.
     """
     batch = _Batch(indexed_tags)
-    for created, row in sorted(((_utc(r["created_at"]), r) for r in rows), key=lambda p: p[0]):
+    ordered = sorted(((_utc(r["created_at"]), r) for r in rows), key=lambda p: p[0])
+    for created, row in ordered:
         batch.add(row, created)
+    if ordered:
+        _register(conn, batch.indexed, ordered[0][0], [r["id"] for r in rows])
     _upsert(conn, schema.llm_rollup_hourly, batch.hourly_params())
     _upsert(conn, schema.llm_rollup_daily, batch.by_day_params())
     _upsert(conn, schema.llm_rollup_daily_tags, batch.daily_params())
@@ -293,6 +296,35 @@ def write_rollups(
     _upsert(conn, schema.llm_rollup_tag_daily, tag_daily)
     if tag_values:  # off when rebuilding rollups of rows already counted there
         _upsert(conn, schema.llm_tag_values, batch.tag_value_params())
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _register(
+    conn: Connection, indexed: Sequence[str], oldest: dt.datetime, ids: Sequence[Any]
+) -> None:
+    """Keep ``llm_tag_rollup_keys`` to the keys indexed now, each with the time from which every
+    request is counted in its tag rollups; queries read the rollups only from then on.
+
+    A key indexed for the first time counts from the hour after this batch's oldest row: older
+    rows were written without it (or, when the table holds no other row, from the beginning). A
+    key no longer indexed is dropped, so that indexing it again starts afresh.
+    """
+    keys = schema.llm_tag_rollup_keys
+    registered = set(conn.execute(sa.select(keys.c.tag_key)).scalars())
+    wanted = {_text(tag, "tag_key") for tag in indexed}
+    if stale := registered - wanted:
+        conn.execute(sa.delete(keys).where(keys.c.tag_key.in_(sorted(stale))))
+    if new := wanted - registered:
+        t = schema.llm_requests
+        others = conn.execute(sa.select(t.c.id).where(t.c.id.not_in(ids)).limit(1)).first()
+        since = _EPOCH
+        if others is not None:
+            hour = oldest.replace(minute=0, second=0, microsecond=0)
+            since = hour + dt.timedelta(hours=1)
+        stmt = upsert_insert(conn.dialect.name, keys).on_conflict_do_nothing()
+        conn.execute(stmt, [{"tag_key": key, "since": since} for key in sorted(new)])
 
 
 def _upsert(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> None:

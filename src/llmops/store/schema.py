@@ -315,6 +315,15 @@ def _tag_totals_table(name: str) -> sa.Table:
 llm_rollup_tag_hourly = _tag_totals_table("llm_rollup_tag_hourly")
 llm_rollup_tag_daily = _tag_totals_table("llm_rollup_tag_daily")
 
+# The tag keys that have tag rollups (LLMOPS_INDEXED_TAGS) and since when: every request created at
+# or after ``since`` is counted in them, so queries read them only from then on (raw rows before).
+llm_tag_rollup_keys = sa.Table(
+    "llm_tag_rollup_keys",
+    metadata,
+    sa.Column("tag_key", sa.String(64), primary_key=True),
+    sa.Column("since", UTC_TIME, nullable=False),
+)
+
 # Every tag key/value seen, for filter dropdowns.
 llm_tag_values = sa.Table(
     "llm_tag_values",

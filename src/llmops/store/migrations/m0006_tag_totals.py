@@ -1,13 +1,16 @@
-"""Tag totals (``llm_rollup_tag_hourly``, ``llm_rollup_tag_daily``), backfilled from raw rows.
+"""Tag totals (``llm_rollup_tag_hourly``, ``llm_rollup_tag_daily``), backfilled from raw rows,
+and the registry of indexed tag keys (``llm_tag_rollup_keys``).
 
 The backfill covers the tag keys that already have daily tag rollups (the keys that were indexed)
 and computes, in SQL, exactly what ``observability.rollups`` adds per row: the same counters, the
 same half-octave latency bucket, rows without the key under ``tagged`` false. A test compares a
-backfilled table with the one the batch writer wrote.
+backfilled table with the one the batch writer wrote. Each such key is registered from the day
+after its first daily tag rollup: the first day may have been indexed from its middle only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,12 +27,25 @@ def upgrade(conn: Connection) -> None:
     tables = {"hour": schema.llm_rollup_tag_hourly, "day": schema.llm_rollup_tag_daily}
     for table in tables.values():
         table.create(conn, checkfirst=True)
+    schema.llm_tag_rollup_keys.create(conn, checkfirst=True)
     daily_tags = schema.llm_rollup_daily_tags
-    keys = conn.execute(sa.select(daily_tags.c.tag_key).distinct()).scalars().all()
-    for key in sorted(keys):
+    first = conn.execute(
+        sa.select(daily_tags.c.tag_key, sa.func.min(daily_tags.c.bucket)).group_by(
+            daily_tags.c.tag_key
+        )
+    ).all()
+    for key, day in sorted(first):
         for unit, table in tables.items():
             columns, select = _backfill(conn.dialect.name, unit, key)
             conn.execute(sa.insert(table).from_select(columns, select))
+        since = _utc(day) + dt.timedelta(days=1)
+        conn.execute(sa.insert(schema.llm_tag_rollup_keys).values(tag_key=key, since=since))
+
+
+def _utc(value: dt.datetime | str) -> dt.datetime:
+    if isinstance(value, str):  # SQLite's text, when the driver did not parse it
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _bucket(dialect: str, unit: str) -> ColumnElement[Any]:
