@@ -250,6 +250,20 @@ def test_summary_totals_match_the_rows_on_raw_and_rollups(db: Settings) -> None:
         assert abs(rolled[name] - exact) / exact < 0.42  # one half-octave histogram bucket
 
 
+def test_summary_without_percentiles_has_the_same_totals(db: Settings) -> None:
+    for f in (flt(), flt(*UNALIGNED), flt(tag="tenantSlug=acme")):
+        full, lean = run_all(
+            db,
+            [
+                functools.partial(summary, f=f, indexed_tags=INDEXED),
+                functools.partial(summary, f=f, indexed_tags=INDEXED, percentiles=False),
+            ],
+        )
+        assert lean["percentiles"] is None and lean["latency_p50_ms"] is None
+        assert full["latency_p50_ms"] is not None
+        assert strip(lean) == strip(full)
+
+
 def test_summary_of_an_empty_range(db: Settings) -> None:
     result = run(db, lambda c: summary(c, flt(D2, D2 + H)))
     assert result["requests"] == 0 and result["total_cost"] == 0

@@ -103,14 +103,16 @@ def summary(
     *,
     force: Force = None,
     indexed_tags: Collection[str] = (),
+    percentiles: bool = True,
 ) -> dict[str, Any]:
     """Totals over the filtered requests: cost and its parts, requests, errors, success rate,
     tokens, latency (avg/min/max/p50/p95/p99), time to first token, unpriced and usage-missing
-    counts."""
+    counts. ``percentiles=False`` leaves the latency percentiles out (None), and their cost."""
     scope = open_scope(conn, f)
     segments = plan(f, (), scope.tag_rollups(indexed_tags), force)
     estimated = any(seg.source in HISTOGRAM_SOURCES for seg in segments)
-    t = grouped_totals(conn, scope, segments, (), histogram=estimated).get((), Totals())
+    histogram = estimated and percentiles
+    t = grouped_totals(conn, scope, segments, (), histogram=histogram).get((), Totals())
     requests = t["requests"]
     out: dict[str, Any] = {
         "from": f.start.isoformat(),
@@ -128,17 +130,18 @@ def summary(
         "latency_max_ms": t.latency_max,
         "ttft_avg_ms": _ratio(t["ttft_sum"], t["ttft_count"], 2),
     }
-    if estimated:
-        histogram = t.histogram or []
+    if not percentiles:
+        out.update({f"latency_{name}_ms": None for name in QUANTILES})
+    elif estimated:
         for name, q in QUANTILES.items():
-            value = estimate_percentile(histogram, q)
+            value = estimate_percentile(t.histogram or [], q)
             out[f"latency_{name}_ms"] = None if value is None else round(value, 1)
     else:
         counts = latency_counts(conn, scope, f.start, f.end) if requests else {}
         for name, q in QUANTILES.items():
             value = _exact_percentile(counts, q)
             out[f"latency_{name}_ms"] = None if value is None else round(value, 1)
-    out["percentiles"] = "histogram" if estimated else "exact"
+    out["percentiles"] = None if not percentiles else "histogram" if estimated else "exact"
     out["source"] = describe(segments)
     return out
 

@@ -157,7 +157,7 @@ def compare(
     if len(sides) < 2:
         return {**out, "ready": False, "sides": [], "rows": []}
     left, right = (
-        _metrics(summary(conn, side_filters, indexed_tags=indexed_tags))
+        _metrics(summary(conn, side_filters, indexed_tags=indexed_tags, percentiles=False))
         for _, _, side_filters in sides
     )
     return {
