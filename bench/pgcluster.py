@@ -52,6 +52,20 @@ class PgCluster:
             initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
             "--no-sync",
         )  # fmt: skip
+        self.resume()
+        return self
+
+    def pause(self) -> None:
+        """Stop the server (``-m fast``: it ends every connection), keeping the data for
+        ``resume`` (the soak's database outage, as ``tests/pg.py`` does it)."""
+        pg_ctl = find_bin("pg_ctl")
+        assert pg_ctl is not None
+        self._run(pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again) on the same port and data directory."""
+        pg_ctl = find_bin("pg_ctl")
+        assert pg_ctl is not None
         opts = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
@@ -59,7 +73,6 @@ class PgCluster:
         log = str(self.dir / "log")
         self._run(pg_ctl, "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
         self.started = True
-        return self
 
     def create_database(self, name: str) -> None:
         psql = find_bin("psql")

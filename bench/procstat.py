@@ -91,6 +91,26 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     return total
 
 
+def status_value(pid: int, field: str) -> int | None:
+    """One number from ``/proc/<pid>/status`` (``Threads``, or a ``Vm*`` size in kB) of ``pid``
+    alone; None if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
+
+
+def open_fds(pid: int) -> int | None:
+    """Open file descriptors of ``pid`` alone (entries of ``/proc/<pid>/fd``)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

@@ -106,7 +106,17 @@ class SQLiteStore:
         return await self.run(write)
 
     async def ping(self) -> None:
-        await self.run(lambda conn: conn.execute(sa.text("SELECT 1")))
+        """Raise unless the database can be written to: take the write lock, then let it go.
+
+        A read is not enough. In WAL mode reads go through while another process holds the
+        write lock (a backup, a migration, a sqlite3 shell), and the writer would then take its
+        "database is locked" errors for bad rows and bisect good ones into the dead letters. Like
+        any write, this waits up to ``busy_timeout`` for the lock."""
+
+        def take_write_lock(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the transaction's commit releases it
+
+        await self.run(take_write_lock)
 
     async def close(self) -> None:
         def shutdown() -> None:
