@@ -232,6 +232,9 @@ def test_uuid7_ids_are_version_7_ordered_and_unique_across_fork() -> None:
     ids = [uuid7() for _ in range(5000)]
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert len(set(ids)) == 5000
+    assert ids == sorted(ids)  # strictly increasing, also within one millisecond
+    now_ms = time.time_ns() // 1_000_000
+    assert abs(int.from_bytes(ids[-1].bytes[:6], "big") - now_ms) < 1_000
     assert uuid7(1_000).bytes[:6] == (1_000).to_bytes(6, "big")
     # A forked child must not repeat its parent's ids (run in a fresh interpreter: forking the
     # test process itself, with its threads, is not safe).
