@@ -50,8 +50,7 @@ TAG_ROLLUPS = ("llm_rollup_tag_hourly", "llm_rollup_tag_daily")
 def slowfake_main(argv: list[str]) -> int:
     """The bench fake, except that it waits ``--chunk-delay`` s between stream events, so that a
     client hanging up after the first chunk leaves the gateway in the middle of the stream."""
-    import uvicorn
-    from fake_provider import BenchFake
+    from fake_provider import BenchFake, serve
 
     from llmops.testing import Scripted
 
@@ -65,16 +64,7 @@ def slowfake_main(argv: list[str]) -> int:
         def _next(self) -> Scripted:
             return Scripted(text=self._answer, chunk_delay=args.chunk_delay)
 
-    uvicorn.run(
-        SlowFake(args.chunks),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    serve(SlowFake(args.chunks), args.port)
     return 0
 
 
