@@ -9,8 +9,13 @@ transaction. Nothing is lost and nothing blocks the queue:
   whose commit was lost in transit is not written twice.
 - If the database answers but the batch still fails, some row is bad: the batch is bisected until
   the bad row is alone, and that row goes to ``dead-letter.jsonl`` while the rest are written.
-- While the database is unreachable, batches go to append-only spill files in ``spill/``, replayed
-  in order (oldest first, before newer rows) when it answers again — also after a restart.
+- A failed write followed by a failed ping means the database is unreachable: the batch goes to a
+  spill file in ``spill/`` at once, and so does every row that arrives while it stays away (a
+  file per batch, written on a thread), so memory holds about one batch however long the outage.
+  A background ping with backoff notices when it is back. Spill files are replayed in order
+  (oldest first, before newer rows), a batch at a time, with ``dedupe`` — also after a restart.
+  A file is deleted only once all of it is written, so a crash or a new outage in the middle of
+  a replay costs nothing but rows that the next replay's dedupe skips.
 - ``stop`` (graceful shutdown) writes everything queued, or spills it if the database is down.
 """
 
@@ -24,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection
 
@@ -37,7 +42,11 @@ from llmops.store.base import After
 log = logging.getLogger("llmops.writer")
 
 Row = tuple[Any, ...]
-_RETRIES_BEFORE_SPILL = 3
+# While spill files are replayed, the queue may hold this many batches; beyond that the newer rows
+# go to disk behind the files being replayed. (While the database is down the queue is spilled
+# every time it reaches one batch.)
+_BATCHES_IN_MEMORY = 2
+_MAX_BACKOFF = 5.0
 
 
 @dataclass
@@ -84,6 +93,9 @@ class BatchWriter:
         self._stopping = False
         self._spill_seq = 0
         self._backoff = 0.1
+        # While the database is down: the ping in flight, or when the next one is due.
+        self._probe: asyncio.Task[bool] | None = None
+        self._next_probe = 0.0
 
     @property
     def depth(self) -> int:
@@ -92,9 +104,13 @@ class BatchWriter:
     def enqueue(self, record: RequestRecord) -> None:
         self.stats.queued += 1
         if len(self._queue) >= self.max_queue_size:
-            # The writer is far behind (the database is slow or down): keep memory bounded by
-            # putting the oldest rows on disk. Rare, so a small synchronous append is acceptable.
-            self._spill([self._to_row(self._queue.popleft()) for _ in range(self.max_batch_size)])
+            # The writer is far behind (a write is hanging and the database is not known to be
+            # down yet): keep memory bounded by putting the oldest rows on disk. Rare, so a small
+            # synchronous append is acceptable.
+            rows = [self._to_row(self._queue.popleft()) for _ in range(self.max_batch_size)]
+            path = self._spill_path()
+            _write_spill_file(path, rows)
+            self._spilled(path, rows)
         self._queue.append(record)
         if len(self._queue) >= self.max_batch_size:
             self._wake.set()
@@ -115,34 +131,44 @@ class BatchWriter:
         with ``full_batches_only`` just whole batches (the rest waits for the interval, so a
         steady trickle is written in full batches rather than as many tiny ones)."""
         if self.stats.database_down and not await self._alive():
-            self._spill_queue()
+            await self._spill_queue()
             return
         self.stats.database_down = False
         if not await self._replay_spill():
-            self._spill_queue()
+            await self._spill_queue()
             return
         least = self.max_batch_size if full_batches_only else 1
         while len(self._queue) >= least:
             n = min(self.max_batch_size, len(self._queue))
             records = [self._queue.popleft() for _ in range(n)]
             batch = [self._to_row(r) for r in records]
+            # Named now, so that it sorts before any rows spilled while the write is pending.
+            path = self._spill_path()
             if any(r.capture_bytes for r in records):
                 self._bodies = body_rows(records, self.body_cap)
             ok = await self._write(batch)
             self._bodies = {}
             if not ok:
-                self._spill(batch)
-                self._spill_queue()
+                try:
+                    await self._spill(batch, path)
+                except Exception:
+                    self._queue.extendleft(reversed(records))  # kept for the next attempt
+                    raise
+                await self._spill_queue()
                 return
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + self.flush_interval
         while not self._stopping:
-            down = self.stats.database_down
-            timeout = self._backoff if down else max(due - loop.time(), 0)
+            if not self.stats.database_down:
+                timeout = due - loop.time()
+            elif self._probe is None:
+                timeout = min(due, self._next_probe) - loop.time()
+            else:  # woken by a full batch, by the probe's answer, or to spill a partial batch
+                timeout = due - loop.time()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), max(timeout, 0))
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -150,18 +176,44 @@ class BatchWriter:
             if interval_over:
                 due = loop.time() + self.flush_interval
             try:
-                await self.flush(full_batches_only=not (interval_over or down or self._stopping))
+                if self.stats.database_down:
+                    await self._while_down()
+                else:
+                    await self.flush(full_batches_only=not (interval_over or self._stopping))
             except Exception:  # never let the writer die; log and keep going
                 log.exception("request log flush failed unexpectedly")
-            if self.stats.database_down:
-                self._backoff = min(self._backoff * 2, 5.0)
-            else:
-                self._backoff = 0.1
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         try:
             await self.flush()
         except Exception:
             log.exception("final flush failed; spilling")
-        self._spill_queue()
+        await self._spill_queue()
+
+    async def _while_down(self) -> None:
+        """One step of an outage: spill what arrived, and ping the database in the background
+        (with backoff) so that the writer goes on spilling while a ping waits; on SQLite a ping
+        under another process's lock waits ``busy_timeout``. Once it answers, replay and write."""
+        await self._spill_queue()
+        loop = asyncio.get_running_loop()
+        probe = self._probe
+        if probe is None:
+            if loop.time() >= self._next_probe:
+                self._probe = asyncio.create_task(self._alive(), name="llmops-writer-ping")
+                self._probe.add_done_callback(lambda _: self._wake.set())
+            return
+        if not probe.done():
+            return
+        self._probe = None
+        if not probe.result():
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+            self._next_probe = loop.time() + self._backoff
+            return
+        self.stats.database_down = False
+        self._backoff = 0.1
+        log.warning("database reachable again: replaying spilled request rows")
+        await self.flush()
 
     def _to_row(self, record: RequestRecord) -> Row:
         if self._price is not None:
@@ -187,9 +239,13 @@ class BatchWriter:
             write_bodies(conn, self._bodies, inserted)
 
     async def _write(self, rows: list[Row], dedupe: bool = False) -> bool:
-        """Write ``rows``; False if the database is unreachable (the caller spills them)."""
-        delay = 0.05
-        for attempt in range(_RETRIES_BEFORE_SPILL + 1):
+        """Write ``rows``; False if the database is unreachable (the caller spills them).
+
+        A failed write whose ping fails too marks the database down at once: further attempts
+        would only hold more rows in memory (on SQLite each waits ``busy_timeout``), while the
+        spill costs nothing but a replay, which dedupes a batch whose commit was lost in transit.
+        """
+        for attempt in range(2):
             try:
                 self.stats.written += await self.store.insert_rows(
                     s.llm_requests,
@@ -202,18 +258,18 @@ class BatchWriter:
                 return True
             except Exception as e:
                 self.stats.retried += 1
-                if await self._alive():
-                    if attempt == 0:
-                        continue  # maybe transient (a dropped connection); retry once at once
-                    return await self._bisect(rows, e)
-                log.warning(
-                    "database unreachable writing %d rows (%s)", len(rows), type(e).__name__
-                )
-                if attempt == _RETRIES_BEFORE_SPILL or self._stopping:
+                if not await self._alive():
+                    log.warning(
+                        "database unreachable writing %d rows (%s): spilling until it answers",
+                        len(rows),
+                        type(e).__name__,
+                    )
                     break
-                await asyncio.sleep(delay)
-                delay *= 2
+                if attempt == 1:
+                    return await self._bisect(rows, e)
+                # else: maybe transient (a dropped connection); retry once at once
         self.stats.database_down = True
+        self._next_probe = asyncio.get_running_loop().time() + self._backoff
         return False
 
     async def _bisect(self, rows: list[Row], error: Exception) -> bool:
@@ -236,33 +292,78 @@ class BatchWriter:
 
     # -- spill files -------------------------------------------------------------------------
 
-    def _spill_queue(self) -> None:
-        if self._queue:
-            self._spill([self._to_row(r) for r in self._queue])
-            self._queue.clear()
+    async def _spill_queue(self) -> None:
+        """Move the queue to spill files, a batch per file (never two copies of it in memory)."""
+        while self._queue:
+            n = min(self.max_batch_size, len(self._queue))
+            records = [self._queue.popleft() for _ in range(n)]
+            try:
+                await self._spill([self._to_row(r) for r in records])
+            except Exception:  # the disk is full, say: keep the rows for the next attempt
+                self._queue.extendleft(reversed(records))
+                raise
 
-    def _spill(self, rows: Sequence[Row]) -> None:
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        self._spill_seq += 1
-        # Names sort in write order: nanosecond time, then a sequence number for ties.
-        path = self.spill_dir / f"{time.time_ns():020d}-{self._spill_seq:06d}.jsonl"
-        with open(path, "ab") as f:
-            f.write(b"".join(row_to_json(r) + b"\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
+    async def _spill(self, rows: Sequence[Row], path: Path | None = None) -> None:
+        # The name is taken before the thread runs, so files sort in the order rows were queued.
+        path = path or self._spill_path()
+        await asyncio.to_thread(_write_spill_file, path, rows)
+        self._spilled(path, rows)
+
+    def _spilled(self, path: Path, rows: Sequence[Row]) -> None:
         self.stats.spilled += len(rows)
         log.warning("database unavailable: %d request rows spilled to %s", len(rows), path)
+
+    def _spill_path(self) -> Path:
+        self._spill_seq += 1
+        # Names sort in write order: nanosecond time, then a sequence number for ties.
+        return self.spill_dir / f"{time.time_ns():020d}-{self._spill_seq:06d}.jsonl"
 
     def spill_files(self) -> list[Path]:
         return sorted(self.spill_dir.glob("*.jsonl")) if self.spill_dir.exists() else []
 
     async def _replay_spill(self) -> bool:
-        """Write spilled rows back, oldest file first; False if the database went away again."""
-        for path in self.spill_files():
-            rows = [row_from_json(line) for line in path.read_bytes().splitlines() if line]
-            for start in range(0, len(rows), self.max_batch_size):
-                if not await self._write(rows[start : start + self.max_batch_size], dedupe=True):
+        """Write spilled rows back, oldest file first; False if the database went away again.
+        Rows spilled meanwhile (the queue outgrowing its bound) are replayed in the same pass."""
+        while files := self.spill_files():
+            for path in files:
+                if not await self._replay_file(path):
                     return False
-            self.stats.replayed += len(rows)
-            path.unlink()
         return True
+
+    async def _replay_file(self, path: Path) -> bool:
+        """Stream one spill file back a batch at a time; delete it once all of it is written."""
+        count = 0
+        with open(path, "rb") as f:
+            while rows := await asyncio.to_thread(_read_rows, f, self.max_batch_size):
+                if not await self._write(rows, dedupe=True):
+                    return False
+                count += len(rows)
+                if len(self._queue) >= _BATCHES_IN_MEMORY * self.max_batch_size:
+                    await self._spill_queue()  # sorts after this file: replayed in this pass
+        await asyncio.to_thread(path.unlink)
+        self.stats.replayed += count
+        return True
+
+
+def _write_spill_file(path: Path, rows: Sequence[Row]) -> None:
+    """Write a spill file under another name and rename it once synced, so that a replay (also
+    after a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        f.write(b"".join(row_to_json(r) + b"\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+    partial.rename(path)
+
+
+def _read_rows(f: IO[bytes], n: int) -> list[Row]:
+    """Up to ``n`` rows from the spill file ``f`` (blank lines skipped)."""
+    rows: list[Row] = []
+    while len(rows) < n:
+        line = f.readline()
+        if not line:
+            break
+        if line.strip():
+            rows.append(row_from_json(line))
+    return rows
