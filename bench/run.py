@@ -22,10 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import procstat
 import profiling
@@ -42,6 +42,7 @@ GATEWAY_PATH = "/llmops/api/genai/v1/chat/completions"
 CONFIG = "bench-chat"
 CHUNKS = 16
 console = Console(width=max(Console().width, 172))
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -501,6 +502,40 @@ def terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_guarded(
+    work: Callable[[], T],
+    tmp: Path,
+    procs: Processes,
+    *,
+    keep_temp: bool,
+    out: Console = console,
+    what: str = "benchmark",
+    cleanup: Callable[[], None] | None = None,
+) -> T | None:
+    """``work()`` with SIGTERM as an interrupt; None if interrupted. On an error, the last lines of
+    each log in ``tmp`` are printed. Whatever happens, every process ``procs`` started is stopped,
+    then ``cleanup`` runs, then ``tmp`` is removed (unless ``keep_temp``)."""
+    try:
+        with terminate_on_sigterm():
+            return work()
+    except (KeyboardInterrupt, SystemExit):
+        out.print("[yellow]interrupted[/]: stopping every process this run started")
+        return None
+    except BaseException:
+        out.print(f"[red]{what} aborted[/]; the last lines of each log:")
+        for log in sorted(tmp.glob("*.log")):
+            out.print(f"[bold]{log.name}[/]\n{procs.tail(log.stem)}")
+        raise
+    finally:
+        procs.stop_all()
+        if cleanup is not None:
+            cleanup()
+        if keep_temp:
+            out.print(f"temp dir kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="LLMOps gateway benchmark (see bench/README.md)")
     p.add_argument("--quick", action="store_true", help="about a minute instead of ~6–10")
@@ -542,21 +577,9 @@ def main() -> int:
     started = time.perf_counter()
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     bench = Bench(args, tmp, procs)
-    try:
-        with terminate_on_sigterm():
-            results = bench.run()
-    except (KeyboardInterrupt, SystemExit):
-        console.print("[yellow]interrupted[/]: stopping every process this run started")
+    results = run_guarded(bench.run, tmp, procs, keep_temp=args.keep_temp)
+    if results is None:
         return 130
-    except BaseException:
-        console.print("[red]benchmark aborted[/]; the last lines of each server log:")
-        for log in sorted(tmp.glob("*.log")):
-            console.print(f"[bold]{log.name}[/]\n{procs.tail(log.stem)}")
-        raise
-    finally:
-        procs.stop_all()
-        if not args.keep_temp:
-            shutil.rmtree(tmp, ignore_errors=True)
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     report.print_report(results, console)
     path = bench.results_dir / f"{bench.stamp}-{results['meta']['profile']}.json"

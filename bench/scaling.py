@@ -15,7 +15,6 @@ import asyncio
 import collections
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -255,21 +254,9 @@ def main() -> int:
     started = time.perf_counter()
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     scaling = Scaling(args, tmp, procs)
-    try:
-        with run.terminate_on_sigterm():
-            results = scaling.run()
-    except (KeyboardInterrupt, SystemExit):
-        run.console.print("[yellow]interrupted[/]: stopping every process this run started")
+    results = run.run_guarded(scaling.run, tmp, procs, keep_temp=args.keep_temp)
+    if results is None:
         return 130
-    except BaseException:
-        run.console.print("[red]benchmark aborted[/]; the last lines of each server log:")
-        for log in sorted(tmp.glob("*.log")):
-            run.console.print(f"[bold]{log.name}[/]\n{procs.tail(log.stem)}")
-        raise
-    finally:
-        procs.stop_all()
-        if not args.keep_temp:
-            shutil.rmtree(tmp, ignore_errors=True)
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     print_report(results)
     stamp = time.strftime("%Y%m%d-%H%M%S")

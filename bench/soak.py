@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import procstat
-from run import GATEWAY_PATH, Processes, meta, terminate_on_sigterm
+from run import GATEWAY_PATH, Processes, meta, run_guarded
 from soak_checks import WARMUP_SHARE, compare, during_outage, evaluate
 from soak_load import MIX, REQUEST_TIMEOUT, SAMPLE_EVERY
 from soak_outage import CATCHUP_TIMEOUT, OutageThread
@@ -249,27 +248,18 @@ def main(argv: list[str]) -> int:
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     soak = Soak(args, tmp, procs)
-    try:
-        with terminate_on_sigterm():
-            results = soak.run()
-    except (KeyboardInterrupt, SystemExit):
-        console.print("[yellow]interrupted[/]: stopping every process this run started")
-        return 130
-    except BaseException:
-        console.print("[red]soak aborted[/]; the last lines of each log:")
-        for log in sorted(tmp.glob("*.log")):
-            console.print(f"[bold]{log.name}[/]\n{procs.tail(log.stem)}")
-        raise
-    finally:
+
+    def cleanup() -> None:
         if soak.outage is not None and soak.outage.is_alive():
             soak.outage.cancel.set()
             soak.outage.join(30)
-        procs.stop_all()
         soak.stack.stop_database()
-        if args.keep_temp:
-            console.print(f"temp dir kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    results = run_guarded(
+        soak.run, tmp, procs, keep_temp=args.keep_temp, out=console, what="soak", cleanup=cleanup
+    )
+    if results is None:
+        return 130
     results["meta"]["wall_seconds"] = time.perf_counter() - started
     name = f"{soak.stamp}-soak-{args.backend}-{args.minutes:g}min"
     name += f"-outage{args.outage:g}s.json" if args.outage else ".json"
