@@ -21,12 +21,13 @@ from sqlalchemy import Connection
 
 from llmops.admin import models as m
 from llmops.admin.audit import record_audit
-from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed, utc
+from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed
 from llmops.admin.providers import find_provider
 from llmops.admin.targeting import list_targeting, variant_in_use
 from llmops.errors import InvalidRequest, NotFound
 from llmops.ids import uuid7
 from llmops.store import schema as s
+from llmops.store import utc
 
 C, V, VV = s.configs, s.variants, s.variant_versions
 RESERVED_PARAMETERS = ("model", "messages", "stream", "metadata")

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Connection
 from llmops.admin.apply import bump_routing_version
 from llmops.errors import InvalidRequest, NotFound
 from llmops.gateway.snapshot import ROUTING_CHANNEL
+from llmops.store import utc
 
 
 class Conflict(InvalidRequest):
@@ -91,11 +92,6 @@ def routing_changed(conn: Connection) -> None:
     bump_routing_version(conn)
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_notify(ROUTING_CHANNEL, "")))
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive UTC)."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def utc_or_none(value: dt.datetime | None) -> dt.datetime | None:

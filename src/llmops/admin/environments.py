@@ -17,11 +17,12 @@ from sqlalchemy import Connection
 
 from llmops.admin import models as m
 from llmops.admin.audit import record_audit
-from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed, utc, utc_or_none
+from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed, utc_or_none
 from llmops.errors import InvalidRequest, NotFound
 from llmops.ids import uuid7
 from llmops.keys import new_secret
 from llmops.store import schema as s
+from llmops.store import utc
 
 E = s.environments
 S = s.environment_secrets

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from llmops.admin import models as m
-from llmops.admin.entities import utc
 from llmops.errors import InvalidRequest
 from llmops.store import schema as s
+from llmops.store import utc
 
 A = s.audit_log
 

@@ -16,10 +16,11 @@ from sqlalchemy import Connection
 
 from llmops.admin import models as m
 from llmops.admin.audit import record_audit
-from llmops.admin.entities import routing_changed, utc
+from llmops.admin.entities import routing_changed
 from llmops.errors import NotFound
 from llmops.ids import uuid7
 from llmops.store import schema as s
+from llmops.store import utc
 
 PO = s.price_overrides
 RATES = ("input", "output", "cache_read", "cache_write", "reasoning")

@@ -19,11 +19,12 @@ from sqlalchemy import Connection
 from llmops.admin import models as m
 from llmops.admin.audit import record_audit
 from llmops.admin.document import DEFAULT_BASE_URLS
-from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed, utc, utc_or_none
+from llmops.admin.entities import Conflict, claim_name, find_live, routing_changed, utc_or_none
 from llmops.errors import InvalidRequest
 from llmops.ids import uuid7
 from llmops.keys import Keyring
 from llmops.store import schema as s
+from llmops.store import utc
 
 P = s.provider_credentials
 

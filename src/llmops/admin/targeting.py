@@ -17,9 +17,10 @@ from sqlalchemy import Connection
 
 from llmops.admin import models as m
 from llmops.admin.audit import record_audit
-from llmops.admin.entities import as_uuid, find_live, routing_changed, utc
+from llmops.admin.entities import as_uuid, find_live, routing_changed
 from llmops.errors import InvalidRequest, NotFound
 from llmops.store import schema as s
+from llmops.store import utc
 
 T, C, E, V, VV = s.targeting, s.configs, s.environments, s.variants, s.variant_versions
 

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
+from llmops.store import utc
+
 Unit = Literal["hour", "day"]
 
 _SQLITE_FORMATS = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
@@ -38,9 +40,7 @@ def as_utc(value: Any) -> dt.datetime:
         value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime):
         raise TypeError(f"not a time: {value!r}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    return utc(value)
 
 
 def tag_value(dialect: str, tags: ColumnElement[Any], key: str) -> ColumnElement[Any]:

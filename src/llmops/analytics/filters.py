@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llmops.errors import InvalidRequest
+from llmops.store import utc
 
 DEFAULT_RANGE = "7d"
 STATUS_WORDS = ("success", "error", "2xx", "4xx", "5xx")
@@ -101,7 +102,7 @@ class Filters:
 
 def parse_filters(params: Mapping[str, str | list[str]], now: dt.datetime) -> Filters:
     """Validate query parameters into ``Filters``; raise ``FilterError`` naming a bad one."""
-    start, end, relative = _time_range(params, _utc(now))
+    start, end, relative = _time_range(params, utc(now))
     min_latency, max_latency = _bounds(params, "min_latency", "max_latency")
     min_cost, max_cost = _bounds(params, "min_cost", "max_cost")
     return Filters(
@@ -143,19 +144,13 @@ def _strings(params: Mapping[str, str | list[str]], name: str) -> tuple[str, ...
     return tuple(sorted(set(_values(params, name))))
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
 def _moment(text: str, name: str, *, end_of_day: bool) -> dt.datetime:
     try:
         if len(text) == 10:  # a bare date
             day = dt.date.fromisoformat(text)
             moment = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
             return moment + dt.timedelta(days=1) if end_of_day else moment
-        return _utc(dt.datetime.fromisoformat(text))
+        return utc(dt.datetime.fromisoformat(text))
     except (ValueError, OverflowError):
         raise FilterError(name, f"{name} must be an ISO 8601 date or datetime") from None
 

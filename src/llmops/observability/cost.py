@@ -38,6 +38,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmops.observability.usage import Usage
+from llmops.store import utc
 
 __all__ = ["Cost", "ModelPrice", "PriceBook", "PriceOverride", "price_usage"]
 
@@ -144,10 +145,6 @@ def price_usage(usage: Usage, price: ModelPrice) -> Cost:
 
 def _or(rate: Decimal | None, default: Decimal) -> Decimal:
     return default if rate is None else rate
-
-
-def _utc(at: dt.datetime) -> dt.datetime:
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
 # Our provider types, mapped to the genai-prices provider ids to try in order. None lets the library
@@ -293,7 +290,7 @@ class PriceBook:
             (
                 o.provider.lower() if o.provider is not None else None,
                 o.model_pattern.lower(),
-                _utc(o.effective_from),
+                utc(o.effective_from),
                 _with_source(o.price, f"override:{o.id}"),
             )
             for o in overrides
@@ -317,7 +314,7 @@ class PriceBook:
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()
             self._cache[key] = entry
-        at = _utc(at)
+        at = utc(at)
         for effective_from, price in entry.overrides:
             if effective_from <= at:
                 return price

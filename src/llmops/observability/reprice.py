@@ -21,6 +21,7 @@ from llmops.observability.records import COLUMNS
 from llmops.observability.rollups import write_rollups
 from llmops.observability.usage import Usage
 from llmops.store import schema as s
+from llmops.store import utc
 
 _PARTS = ("input_cost", "cached_cost", "cache_write_cost", "output_cost")
 _CHUNK = 1000
@@ -176,10 +177,8 @@ def rebuild_rollups_and_keys(
     start = _day(since)
     end = _day(until) + dt.timedelta(days=1) if until is not None else None
     out: dict[str, dt.datetime] = {}
-    for key, counted_from in conn.execute(sa.select(keys.c.tag_key, keys.c.since)).all():
-        counted_from = (
-            counted_from.replace(tzinfo=dt.UTC) if counted_from.tzinfo is None else counted_from
-        )
+    for key, stored in conn.execute(sa.select(keys.c.tag_key, keys.c.since)).all():
+        counted_from = utc(stored)  # SQLite hands back naive UTC
         if start < counted_from and (end is None or counted_from <= end):
             conn.execute(sa.update(keys).where(keys.c.tag_key == key).values(since=start))
             counted_from = start

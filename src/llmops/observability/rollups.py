@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from llmops.observability.records import COLUMNS
-from llmops.store import schema, upsert_insert
+from llmops.store import schema, upsert_insert, utc
 
 _EDGES = schema.LATENCY_EDGES
 
@@ -154,10 +154,6 @@ def _text(value: Any, column: str) -> str:
     if "\x00" in text:
         text = text.replace("\x00", "")
     return text[: _LIMITS[column]]
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 _IDS = ("environment_id", "config_id", "variant_id")
@@ -283,7 +279,7 @@ def write_rollups(
     Every tag key/value goes to ``llm_tag_values``; only ``indexed_tags`` get tag rollups.
     """
     batch = _Batch(indexed_tags)
-    ordered = sorted(((_utc(r["created_at"]), r) for r in rows), key=lambda p: p[0])
+    ordered = sorted(((utc(r["created_at"]), r) for r in rows), key=lambda p: p[0])
     for created, row in ordered:
         batch.add(row, created)
     if ordered:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from llmops.settings import Settings
 from llmops.store import sqlite
 from llmops.store.base import Store
+from llmops.store.base import utc as utc
 from llmops.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:

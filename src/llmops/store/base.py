@@ -8,6 +8,7 @@ sync code to asyncio). Dialect differences live only in ``sqlite.py`` and ``post
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -55,3 +56,8 @@ def existing_ids(conn: Connection, table: sa.Table, ids: Sequence[Any]) -> set[A
         chunk = ids[start : start + 500]
         found.update(conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalars())
     return found
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """A time as an aware UTC datetime: SQLite hands back naive UTC, PostgreSQL aware times."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.store import schema
+from llmops.store.base import utc
 
 _SUMMED = schema.ROLLUP_COUNTERS[5:16]  # straight sums of the request columns of the same name
 _KEY = ("bucket", "tag_key", "tagged", "tag_value")
@@ -45,7 +46,7 @@ def upgrade(conn: Connection) -> None:
 def _utc(value: dt.datetime | str) -> dt.datetime:
     if isinstance(value, str):  # SQLite's text, when the driver did not parse it
         value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return utc(value)
 
 
 def _bucket(dialect: str, unit: str) -> ColumnElement[Any]:
